@@ -1,0 +1,370 @@
+"""The REPL runtime. It runs INSIDE an environment, so it uses the standard library only.
+
+Model code sees `context`, `llm_query`, `llm_query_batched`, `rlm_query`, `rlm_query_batched`,
+`FINAL`, `FINAL_VAR`, `answer` and `SHOW_VARS`. Sub-calls travel to the host as `call`
+messages (see protocol.py); the cell blocks until the host replies.
+
+Output: fds 1 and 2 are pipes read by capture threads in this process, so `print`, writes to
+the raw fds and child processes all land in the cell's output, capped at `output_limit`
+characters. The control channel is a separate socket, which model output cannot reach.
+
+Time: the cell's timeout is enforced here with SIGALRM; the host sends SIGINT as a backstop.
+Both raise `CellInterrupted` in the cell, never in the middle of a protocol write.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import importlib.util
+import itertools
+import json
+import linecache
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any
+
+
+def _load_protocol() -> ModuleType:
+    loaded = sys.modules.get("rlm_async_protocol")
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(
+        "rlm_async_protocol", Path(__file__).with_name("protocol.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rlm_async_protocol"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+protocol = _load_protocol()
+
+RESERVED_NAMES = frozenset(
+    {"context", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
+     "FINAL", "FINAL_VAR", "SHOW_VARS", "answer"}
+)  # fmt: skip
+
+
+class CellInterrupted(BaseException):
+    """Raised in a running cell when its time is up. BaseException: `except Exception` won't eat it."""
+
+
+class Interrupts:
+    """Turns SIGALRM/SIGINT into CellInterrupted, but only inside a cell and outside protocol writes."""
+
+    def __init__(self) -> None:
+        self.in_cell = False
+        self.critical = 0
+        self.pending = False
+        signal.signal(signal.SIGALRM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self.in_cell:
+            return
+        if self.critical:
+            self.pending = True
+            return
+        raise CellInterrupted
+
+    def __enter__(self) -> None:
+        self.critical += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.critical -= 1
+        if not self.critical and self.pending and self.in_cell:
+            self.pending = False
+            raise CellInterrupted
+
+
+class Capture:
+    """Reads one output pipe in a thread; keeps the first `limit` characters and counts all."""
+
+    def __init__(self, fd: int, limit: int, marker: bytes) -> None:
+        self._read_fd, self.write_fd = os.pipe()
+        self.fd = fd
+        self.limit = limit
+        self.marker = marker
+        self._lock = threading.Lock()
+        self._seen_marker = threading.Event()
+        self._reset()
+        os.dup2(self.write_fd, fd)
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _reset(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._parts: list[str] = []
+        self._kept = 0
+        self.total = 0
+
+    def _append(self, data: bytes) -> None:
+        text = self._decoder.decode(data)
+        self.total += len(text)
+        if self._kept < self.limit:
+            text = text[: self.limit - self._kept]
+            self._parts.append(text)
+            self._kept += len(text)
+
+    def _pump(self) -> None:
+        pending = b""
+        keep = len(self.marker) - 1
+        while chunk := os.read(self._read_fd, 1 << 16):
+            pending += chunk
+            with self._lock:
+                while (at := pending.find(self.marker)) >= 0:
+                    self._append(pending[:at])
+                    pending = pending[at + len(self.marker) :]
+                    self._seen_marker.set()
+                if len(pending) > keep:
+                    self._append(pending[: len(pending) - keep])
+                    pending = pending[len(pending) - keep :]
+
+    def reattach(self) -> None:
+        """Point the fd back at our pipe, in case model code closed or redirected it."""
+        os.dup2(self.write_fd, self.fd)
+
+    def take(self) -> tuple[str, int]:
+        """Everything written so far (waits until the pipe is drained); then start afresh."""
+        self._seen_marker.clear()
+        try:
+            os.write(self.fd, self.marker)
+            self._seen_marker.wait(timeout=5)
+        except OSError:
+            pass
+        with self._lock:
+            text, total = "".join(self._parts), self.total
+            self._reset()
+        return text, total
+
+
+class Channel:
+    """The control socket: one reader thread, thread-safe sends, calls matched to replies."""
+
+    def __init__(self, sock: socket.socket, interrupts: Interrupts) -> None:
+        self._sock = sock
+        self._interrupts = interrupts
+        self._send_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, tuple[threading.Event, list[Any]]] = {}
+        self.inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        frame = protocol.encode_frame(message)
+        with self._interrupts, self._send_lock:
+            self._sock.sendall(frame)
+
+    def _read(self) -> None:
+        decoder = protocol.FrameDecoder()
+        while data := self._sock.recv(1 << 20):
+            for message in decoder.feed(data):
+                if message["type"] == "reply":
+                    waiter = self._waiting.get(message["id"])
+                    if waiter is not None:  # else: a reply to a call the cell gave up on
+                        waiter[1].append(message["results"])
+                        waiter[0].set()
+                else:
+                    self.inbox.put(message)
+        os._exit(0)  # the host is gone
+
+    def call(self, fn: str, prompts: list[str], contexts: list[Any] | None, model: str | None) -> list[str]:
+        call_id = next(self._ids)
+        done, box = threading.Event(), []
+        self._waiting[call_id] = (done, box)
+        try:
+            self.send({"type": "call", "id": call_id, "fn": fn, "prompts": prompts,
+                       "contexts": contexts, "model": model})  # fmt: skip
+            done.wait()
+        finally:
+            del self._waiting[call_id]
+        return [result["text"] for result in box[0]]
+
+
+def _check_str(fn: str, what: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{fn}: {what} must be a str, got {type(value).__name__}")
+
+
+def _check_list(fn: str, prompts: object) -> list[str]:
+    if not isinstance(prompts, (list, tuple)):
+        raise TypeError(f"{fn}: prompts must be a list of str, got {type(prompts).__name__}")
+    for i, prompt in enumerate(prompts):
+        _check_str(fn, f"prompts[{i}]", prompt)
+    return list(prompts)
+
+
+class Repl:
+    """The namespace model code runs in, and the cell runner."""
+
+    def __init__(self, channel: Channel, interrupts: Interrupts, stdout: Capture, stderr: Capture) -> None:
+        self.channel = channel
+        self.interrupts = interrupts
+        self.stdout, self.stderr = stdout, stderr
+        self.final: str | None = None
+        self.cells = 0
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.namespace.update(
+            llm_query=self.llm_query, llm_query_batched=self.llm_query_batched,
+            rlm_query=self.rlm_query, rlm_query_batched=self.rlm_query_batched,
+            FINAL=self.FINAL, FINAL_VAR=self.FINAL_VAR, SHOW_VARS=self.SHOW_VARS,
+            answer={"content": "", "ready": False},
+        )  # fmt: skip
+
+    # -- what model code calls --------------------------------------------------------------
+    def llm_query(self, prompt: str, model: str | None = None) -> str:
+        """Ask a sub-model one question; returns its answer (or a string starting with "[error]")."""
+        _check_str("llm_query", "prompt", prompt)
+        return self.channel.call("llm_query", [prompt], None, model)[0]
+
+    def llm_query_batched(self, prompts: list[str], model: str | None = None) -> list[str]:
+        """Ask many questions concurrently; answers come back in the same order."""
+        return self.channel.call("llm_query_batched", _check_list("llm_query_batched", prompts), None, model)
+
+    def rlm_query(self, prompt: str, context: Any = None, model: str | None = None) -> str:
+        """Hand a sub-task to a child RLM with its own REPL (its `context` defaults to the prompt)."""
+        _check_str("rlm_query", "prompt", prompt)
+        return self.channel.call("rlm_query", [prompt], [context], model)[0]
+
+    def rlm_query_batched(
+        self, prompts: list[str], contexts: list[Any] | None = None, model: str | None = None
+    ) -> list[str]:
+        """Run child RLMs concurrently; answers come back in the same order."""
+        prompts = _check_list("rlm_query_batched", prompts)
+        if contexts is not None and (not isinstance(contexts, (list, tuple)) or len(contexts) != len(prompts)):
+            raise TypeError("rlm_query_batched: contexts must be a list as long as prompts")
+        return self.channel.call("rlm_query_batched", prompts, list(contexts) if contexts else None, model)
+
+    def FINAL(self, text: str) -> None:  # noqa: N802 - the dialect's name
+        """Submit `text` as the final answer."""
+        _check_str("FINAL", "the answer", text)
+        self.final = text
+
+    def FINAL_VAR(self, name: str) -> None:  # noqa: N802 - the dialect's name
+        """Submit the value of the REPL variable `name` as the final answer."""
+        _check_str("FINAL_VAR", "the variable name", name)
+        if name not in self.namespace:
+            raise NameError(f"FINAL_VAR: no variable named {name!r}; defined: {self.user_names()}")
+        _check_str("FINAL_VAR", f"variable {name!r}", self.namespace[name])
+        self.final = self.namespace[name]
+
+    def SHOW_VARS(self) -> dict[str, str]:  # noqa: N802 - the dialect's name
+        """Your variables and their types."""
+        return {name: type(self.namespace[name]).__name__ for name in self.user_names()}
+
+    def user_names(self) -> list[str]:
+        return [n for n in self.namespace if not n.startswith("_") and n not in RESERVED_NAMES]
+
+    # -- running cells ----------------------------------------------------------------------
+    def run_cell(self, cell: int, code: str, timeout: float) -> dict[str, Any]:
+        self.final, error, timed_out = None, None, False
+        self.stdout.reattach()
+        self.stderr.reattach()
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        filename = f"<cell {cell}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        try:
+            self.interrupts.in_cell = True
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            self._exec(code, filename)
+        except CellInterrupted:
+            timed_out = True
+            error = f"TimeoutError: the cell ran longer than {timeout:g} s and was interrupted"
+        except BaseException as exc:  # model code may raise anything, SystemExit included
+            error = self._format_error(exc, filename)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.interrupts.in_cell = False
+            self.interrupts.pending = False
+        final = None if error else self._submitted()
+        if isinstance(final, Exception):
+            final, error = None, f"{type(final).__name__}: {final}"
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+        stdout, stdout_chars = self.stdout.take()
+        stderr, stderr_chars = self.stderr.take()
+        return {"type": "done", "cell": cell, "stdout": stdout, "stderr": stderr,
+                "stdout_chars": stdout_chars, "stderr_chars": stderr_chars,
+                "error": error, "final": final, "timed_out": timed_out}  # fmt: skip
+
+    def _exec(self, code: str, filename: str) -> None:
+        """Run `code`; like a notebook, show the value of a final bare expression."""
+        tree = ast.parse(code, filename)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, filename, "exec"), self.namespace)
+        if last is not None:
+            value = eval(compile(ast.Expression(last.value), filename, "eval"), self.namespace)
+            if value is not None:
+                print(repr(value))
+
+    def _submitted(self) -> str | Exception | None:
+        """The answer this cell submitted: FINAL/FINAL_VAR, or `answer` with ready=True."""
+        if self.final is not None:
+            return self.final
+        answer = self.namespace.get("answer")
+        if isinstance(answer, dict) and answer.get("ready") is True:
+            content = answer.get("content")
+            if not isinstance(content, str):
+                return TypeError(f"answer['content'] must be a str, got {type(content).__name__}")
+            return content
+        return None
+
+    @staticmethod
+    def _format_error(exc: BaseException, filename: str) -> str:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+        lines = traceback.format_list(frames) if frames else []
+        detail = "".join(traceback.format_exception_only(type(exc), exc))
+        return ("Traceback (most recent call last):\n" + "".join(lines) if lines else "") + detail
+
+
+def _apply_rlimits(limits: dict[str, int]) -> None:
+    import resource
+
+    for name, value in limits.items():
+        resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (value, value))
+
+
+def _load_context(path: str | None, kind: str | None) -> Any:
+    if path is None:
+        return None
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read() if kind == "str" else json.load(f)
+
+
+def main() -> None:
+    control = socket.socket(fileno=int(sys.argv[1]))
+    interrupts = Interrupts()
+    channel = Channel(control, interrupts)
+    init = channel.inbox.get()
+    marker = b"\x00\x01rlm-async-output-end-" + os.urandom(8).hex().encode() + b"\x01\x00"
+    stdout = Capture(1, init["output_limit"], marker)
+    stderr = Capture(2, init["output_limit"], marker)
+    repl = Repl(channel, interrupts, stdout, stderr)
+    try:
+        _apply_rlimits(init["rlimits"])
+        started = time.perf_counter()
+        repl.namespace["context"] = _load_context(init["context_path"], init["context_kind"])
+        channel.send({"type": "ready", "error": None, "load_seconds": time.perf_counter() - started})
+    except BaseException as exc:
+        channel.send({"type": "ready", "error": f"{type(exc).__name__}: {exc}"})
+        return
+    while True:
+        message = channel.inbox.get()
+        channel.send(repl.run_cell(message["cell"], message["code"], message["timeout"]))
+
+
+if __name__ == "__main__":
+    main()
