@@ -37,7 +37,10 @@ class ContextError(RLMError, ValueError):
 
 
 class LimitReached(RLMError):
-    """A limit of the run was reached. `limit` names it (for example "max_seconds")."""
+    """A limit of the run was reached. `limit` names it (for example "max_seconds");
+    `answer` is the best draft answer when the run had one."""
+
+    answer: str | None = None
 
     def __init__(self, limit: str, message: str) -> None:
         super().__init__(message)

@@ -30,7 +30,7 @@ class ExecResult:
     """What one cell did. `final` is the answer it submitted, if it did and raised nothing.
 
     `stdout_chars`/`stderr_chars` count all output, of which `stdout`/`stderr` keep the first part.
-    `restarted` means the REPL had to be replaced: its variables are gone.
+    `draft` is `answer["content"]` while not ready. `restarted` means the REPL had to be replaced: its variables are gone.
     """
 
     stdout: str = ""
@@ -39,6 +39,7 @@ class ExecResult:
     stderr_chars: int = 0
     error: str | None = None
     final: str | None = None
+    draft: str | None = None
     timed_out: bool = False
     restarted: bool = False
     duration: float = 0.0

@@ -244,6 +244,6 @@ class LocalEnvironment(Environment):
 def _exec_result(done: Done, duration: float) -> ExecResult:
     return ExecResult(
         stdout=done["stdout"], stderr=done["stderr"], stdout_chars=done["stdout_chars"],
-        stderr_chars=done["stderr_chars"], error=done["error"], final=done["final"],
+        stderr_chars=done["stderr_chars"], error=done["error"], final=done["final"], draft=done["draft"],
         timed_out=done["timed_out"], duration=duration,
     )  # fmt: skip

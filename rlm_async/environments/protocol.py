@@ -8,7 +8,7 @@ One exchange per cell::
     host → runtime   exec  {cell, code, timeout}
     runtime → host   call  {id, fn, prompts, contexts, model}      (0..n, while the cell runs)
     host → runtime   reply {id, results: [{ok, text}]}             (one per call, any order)
-    runtime → host   done  {cell, stdout, stderr, stdout_chars, stderr_chars, error, final, timed_out}
+    runtime → host   done  {cell, stdout, stderr, stdout_chars, stderr_chars, error, final, draft, timed_out}
 
 On a byte stream each message is a frame: a 4-byte big-endian length, then UTF-8 JSON.
 """
@@ -41,6 +41,7 @@ class Done(TypedDict):
     stderr_chars: int
     error: str | None
     final: str | None
+    draft: str | None
     timed_out: bool
 
 

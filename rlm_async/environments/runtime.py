@@ -298,7 +298,7 @@ class Repl:
         stderr, stderr_chars = self.stderr.take()
         return {"type": "done", "cell": cell, "stdout": stdout, "stderr": stderr,
                 "stdout_chars": stdout_chars, "stderr_chars": stderr_chars,
-                "error": error, "final": final, "timed_out": timed_out}  # fmt: skip
+                "error": error, "final": final, "draft": self._draft(), "timed_out": timed_out}  # fmt: skip
 
     def _exec(self, code: str, filename: str) -> None:
         """Run `code`; like a notebook, show the value of a final bare expression."""
@@ -321,6 +321,12 @@ class Repl:
                 return TypeError(f"answer['content'] must be a str, got {type(content).__name__}")
             return content
         return None
+
+    def _draft(self) -> str | None:
+        """`answer["content"]` while not ready: the best answer so far if the run is cut short."""
+        answer = self.namespace.get("answer")
+        content = answer.get("content") if isinstance(answer, dict) else None
+        return content if isinstance(content, str) and content else None
 
     @staticmethod
     def _format_error(exc: BaseException, filename: str) -> str:

@@ -1,0 +1,137 @@
+"""RLM: configuration and entry points. Each `completion()` is one run with its own Budget."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+
+from rlm_async.agent import Agent, AgentOutcome
+from rlm_async.budget import Limits, Usage
+from rlm_async.context import Context
+from rlm_async.environments.base import Environment
+from rlm_async.environments.local import LocalEnvironment
+from rlm_async.environments.slots import EnvironmentSlots
+from rlm_async.errors import ConfigurationError, LimitReached, RLMError
+from rlm_async.providers.base import Provider, TokenUsage
+from rlm_async.run import EventCallback, Models, Run
+from rlm_async.trace import Trace
+
+EnvironmentChoice = Literal["local"] | Callable[[], Environment]
+
+
+@dataclass(frozen=True, slots=True)
+class RLMResult:
+    """`stop_reason` is "final" when the model submitted an answer, else what stopped it:
+    "max_iterations" (answer from a last forced turn), "max_seconds", "max_tokens",
+    "max_cost_usd" or "max_calls" (answer: the best draft, or None)."""
+
+    answer: str | None
+    stop_reason: str
+    usage: Usage
+    trace: Trace
+    run_id: str
+    seconds: float
+
+    @property
+    def cost_usd(self) -> float | None:
+        return self.usage.cost_usd
+
+
+class RLM:
+    """A Recursive Language Model.
+
+    `model` answers at the root; `sub_model` serves `llm_query` (default: `model`);
+    `child_model` drives child agents made by `rlm_query` (default: `model`).
+    `environment` is "local" or a factory returning a fresh Environment per agent.
+    `max_concurrency` caps in-flight provider calls and `max_environments` live REPLs; pass a
+    `CapacityLimiter` / `EnvironmentSlots` to share one cap across runs.
+    `raise_on_limit=True` raises LimitReached instead of returning a result with a stop_reason.
+    """
+
+    def __init__(
+        self,
+        model: Provider,
+        *,
+        sub_model: Provider | None = None,
+        child_model: Provider | None = None,
+        environment: EnvironmentChoice = "local",
+        limits: Limits | None = None,
+        max_concurrency: int | anyio.CapacityLimiter = 16,
+        max_environments: int | EnvironmentSlots = 16,
+        raise_on_limit: bool = False,
+    ) -> None:
+        self.models = Models(model, sub_model or model, child_model or model)
+        self.limits = limits or Limits()
+        if not isinstance(self.limits, Limits):
+            raise ConfigurationError(f"limits must be a Limits, got {type(self.limits).__name__}")
+        self._new_environment = _environment_factory(environment)
+        self._provider_slots = max_concurrency
+        self._environment_slots = max_environments
+        if isinstance(max_concurrency, int) and (isinstance(max_concurrency, bool) or max_concurrency < 1):
+            raise ConfigurationError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
+        total = max_environments.total if isinstance(max_environments, EnvironmentSlots) else max_environments
+        if isinstance(total, bool) or not isinstance(total, int) or total < self.limits.max_depth:
+            raise ConfigurationError(
+                f"max_environments={total!r} must be an int of at least max_depth={self.limits.max_depth}"
+            )
+        if self.limits.max_cost_usd is not None:
+            unpriced = [p.name for p in self.models.by_name.values() if p.cost_usd(TokenUsage(1, 1)) is None]
+            if unpriced:
+                raise ConfigurationError(f"max_cost_usd is set but these models have no known price: {unpriced}")
+        self.raise_on_limit = raise_on_limit
+
+    async def completion(
+        self, query: str, context: object = None, *, on_event: EventCallback | None = None
+    ) -> RLMResult:
+        """Answer `query` about `context` (str, bytes, list[str] or a JSON-able dict)."""
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigurationError("query must be a non-empty str")
+        ctx = Context.of(context)
+        run = Run(
+            limits=self.limits, models=self.models, new_environment=self._new_environment,
+            provider_slots=self._limiter(), environment_slots=self._slots(), on_event=on_event,
+        )  # fmt: skip
+        root = Agent(run, query=query, context=ctx, provider=self.models.root, depth=0, parent_id=None)
+        started = time.perf_counter()
+        outcome: AgentOutcome | None = None
+        try:
+            with anyio.move_on_after(self.limits.max_seconds):
+                outcome = await root.run_to_end()
+        except RLMError as exc:
+            exc.usage, exc.trace = run.budget.usage, run.trace
+            raise
+        if outcome is None:
+            outcome = AgentOutcome(root.partial, "max_seconds", root.turns)
+        result = RLMResult(
+            outcome.answer, outcome.stop_reason, run.budget.usage, run.trace, run.id, time.perf_counter() - started
+        )
+        if self.raise_on_limit and outcome.stop_reason != "final":
+            error = LimitReached(outcome.stop_reason, f"the run stopped: {outcome.stop_reason}")
+            error.usage, error.trace, error.answer = result.usage, result.trace, result.answer
+            raise error
+        return result
+
+    def completion_sync(self, query: str, context: object = None, *, on_event: EventCallback | None = None) -> RLMResult:
+        """`completion` for synchronous code (must not be called from a running event loop)."""
+        return anyio.run(functools.partial(self.completion, query, context, on_event=on_event))
+
+    def _limiter(self) -> anyio.CapacityLimiter:
+        slots = self._provider_slots
+        return slots if isinstance(slots, anyio.CapacityLimiter) else anyio.CapacityLimiter(slots)
+
+    def _slots(self) -> EnvironmentSlots:
+        slots = self._environment_slots
+        return slots if isinstance(slots, EnvironmentSlots) else EnvironmentSlots(slots)
+
+
+def _environment_factory(choice: EnvironmentChoice) -> Callable[[], Environment]:
+    if choice == "local":
+        return LocalEnvironment
+    if callable(choice):
+        return choice
+    raise ConfigurationError(f"environment must be 'local' or a factory of Environments, got {choice!r}")
