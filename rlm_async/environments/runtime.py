@@ -267,9 +267,9 @@ class Repl:
     # -- running cells ----------------------------------------------------------------------
     def run_cell(self, cell: int, code: str, timeout: float) -> dict[str, Any]:
         self.final, error, timed_out = None, None, False
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # first: dropping a stray file may close fd 1
         self.stdout.reattach()
         self.stderr.reattach()
-        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         filename = f"<cell {cell}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         try:
