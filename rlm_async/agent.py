@@ -89,13 +89,16 @@ class Agent:
             status = dialect.status_line(turn + 1, limits.max_iterations, budget.describe_remaining())
             messages += [Message("assistant", reply), Message("user", f"{feedback}\n\n{status}")]
         messages[-1] = Message("user", f"{messages[-1].content}\n\n{dialect.LAST_TURN}")
-        reply = await self._ask(messages, limits.max_iterations + 1)
-        last = dialect.parse_reply(reply).final
+        parsed = dialect.parse_reply(await self._ask(messages, limits.max_iterations + 1))
+        last = parsed.final
         if last is not None and last.kind == "var":
             resolved = await self._execute(env, f"FINAL_VAR({last.value!r})", limits.max_iterations + 1)
             return AgentOutcome(resolved.final or self.partial, "max_iterations", self.turns)
-        answer = last.value if last is not None else (reply.strip() or self.partial)
-        return AgentOutcome(answer, "max_iterations", self.turns)
+        if last is not None:
+            return AgentOutcome(last.value, "max_iterations", self.turns)
+        # A text reply answers the request for an answer; beside code, prose is commentary.
+        answer = (self.partial or parsed.prose) if parsed.code else (parsed.prose or self.partial)
+        return AgentOutcome(answer or None, "max_iterations", self.turns)
 
     async def _act(self, env: Environment, parsed: dialect.ParsedReply, turn: int) -> tuple[str | None, str]:
         """Run the reply's code; return (the accepted answer or None, the feedback for the model)."""

@@ -83,6 +83,8 @@ class ParsedReply:
     code: list[str]
     final: FinalMark | None
     unclosed: bool
+    prose: str
+    """The reply without its fenced blocks."""
 
 
 def system_prompt(*, can_recurse: bool, model_names: Sequence[str], sub_window: str) -> str:
@@ -125,7 +127,8 @@ def parse_reply(text: str) -> ParsedReply:
         position = closing.end()
         i = fences.index(closing) + 1
     prose.append(text[position:])
-    return ParsedReply(code, _find_final("".join(prose)), unclosed)
+    outside = "".join(prose)
+    return ParsedReply(code, _find_final(outside), unclosed, outside.strip())
 
 
 def _find_final(prose: str) -> FinalMark | None:

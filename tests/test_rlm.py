@@ -120,6 +120,12 @@ async def test_max_iterations_without_final_returns_the_last_reply() -> None:
     assert (result.answer, result.stop_reason) == ("It is 4217, I believe.", "max_iterations")  # type: ignore[attr-defined]
 
 
+async def test_max_iterations_with_only_code_returns_the_draft() -> None:
+    steps = [repl("answer['content'] = 'the draft'"), repl("print('still exploring')")]
+    result, _ = await run(steps, limits=Limits(max_iterations=1))
+    assert (result.answer, result.stop_reason) == ("the draft", "max_iterations")  # type: ignore[attr-defined]
+
+
 async def test_llm_query_uses_the_sub_model_and_counts_by_depth() -> None:
     root = ScriptedProvider([repl("print(llm_query('hi'))"), "FINAL(done)"], name="root")
     sub = ScriptedProvider(["hello from sub"], name="sub")
