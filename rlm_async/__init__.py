@@ -1,7 +1,7 @@
 """rlm-async: Recursive Language Models on an asyncio event loop.
 
-    from rlm_async import RLM, Limits
-    result = await RLM(model=provider, limits=Limits(max_cost_usd=1.0)).completion(query, context)
+from rlm_async import RLM, Limits
+result = await RLM(model=provider, limits=Limits(max_cost_usd=1.0)).completion(query, context)
 """
 
 from rlm_async.budget import Budget, Limits, Usage, UsageTotals
@@ -36,8 +36,8 @@ __all__ = [
     "Limits",
     "LocalEnvironment",
     "Message",
-    "ProviderError",
     "Provider",
+    "ProviderError",
     "RLMError",
     "RLMResult",
     "TokenUsage",

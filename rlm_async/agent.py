@@ -18,9 +18,15 @@ from rlm_async.environments.base import Environment, ExecResult, SubcallRequest
 from rlm_async.environments.protocol import Result
 from rlm_async.errors import BudgetExceeded, LimitReached, RLMError
 from rlm_async.events import (
-    AgentFinished, AgentStarted, BudgetRefused, CodeExecuted, ModelCalled, SubcallFinished,
-    SubcallStarted, clip,
-)  # fmt: skip
+    AgentFinished,
+    AgentStarted,
+    BudgetRefused,
+    CodeExecuted,
+    ModelCalled,
+    SubcallFinished,
+    SubcallStarted,
+    clip,
+)
 from rlm_async.providers.base import Message, Provider
 from rlm_async.run import ModelReply, Run
 
@@ -38,9 +44,15 @@ class AgentOutcome:
 
 class Agent:
     def __init__(
-        self, run: Run, *, query: str, context: Context | None, provider: Provider,
-        depth: int, parent_id: str | None,
-    ) -> None:  # fmt: skip
+        self,
+        run: Run,
+        *,
+        query: str,
+        context: Context | None,
+        provider: Provider,
+        depth: int,
+        parent_id: str | None,
+    ) -> None:
         self.run, self.query, self.context, self.provider = run, query, context, provider
         self.depth, self.parent_id = depth, parent_id
         self.id = run.new_agent_id()
@@ -124,7 +136,9 @@ class Agent:
             return resolved.final, output + dialect.final_rejected(resolved.error or "")
         self.partial = final.value
         if results and not any(final.value in r.stdout for r in results):
-            reason = "you wrote it before seeing the output above, which does not show it. Submit it again if it stands."
+            reason = (
+                "you wrote it before seeing the output above, which does not show it. Submit it again if it stands."
+            )
             return None, output + dialect.final_rejected(reason)
         return final.value, ""
 
@@ -136,9 +150,16 @@ class Agent:
     async def _execute(self, env: Environment, code: str, turn: int) -> ExecResult:
         result = await env.execute(code, self.run.limits.cell_timeout)
         self._emit(
-            CodeExecuted, turn=turn, code=clip(code), stdout=clip(result.stdout), stderr=clip(result.stderr),
-            error=result.error, duration=result.duration, timed_out=result.timed_out, restarted=result.restarted,
-        )  # fmt: skip
+            CodeExecuted,
+            turn=turn,
+            code=clip(code),
+            stdout=clip(result.stdout),
+            stderr=clip(result.stderr),
+            error=result.error,
+            duration=result.duration,
+            timed_out=result.timed_out,
+            restarted=result.restarted,
+        )
         return result
 
     # -- sub-calls from model code ----------------------------------------------------------
@@ -168,14 +189,20 @@ class Agent:
         models, depth = self.run.models, self.depth + 1
         if fn.startswith("rlm_") and depth < self.run.limits.max_depth:
             child = Agent(
-                self.run, query=prompt, context=Context.of(prompt if context is None else context),
-                provider=models.pick(model, models.child), depth=depth, parent_id=self.id,
-            )  # fmt: skip
+                self.run,
+                query=prompt,
+                context=Context.of(prompt if context is None else context),
+                provider=models.pick(model, models.child),
+                depth=depth,
+                parent_id=self.id,
+            )
             outcome = await child.run_to_end()
             if outcome.stop_reason in ANSWERED and outcome.answer is not None:
                 return outcome.answer
             draft = f"; its draft answer: {outcome.answer}" if outcome.answer else ""
-            raise LimitReached(outcome.stop_reason, f"the sub-agent stopped ({outcome.stop_reason}) before answering{draft}")
+            raise LimitReached(
+                outcome.stop_reason, f"the sub-agent stopped ({outcome.stop_reason}) before answering{draft}"
+            )
         if context is not None:
             text = context if isinstance(context, str) else json.dumps(context, ensure_ascii=False)
             prompt = f"{prompt}\n\n{text}"
@@ -187,10 +214,15 @@ class Agent:
     def _emit_model_called(self, reply: ModelReply, turn: int) -> None:
         usage = reply.completion.usage
         self._emit(
-            ModelCalled, turn=turn, model=reply.completion.model, input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens, cost_usd=reply.cost_usd, duration=reply.duration,
+            ModelCalled,
+            turn=turn,
+            model=reply.completion.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=reply.cost_usd,
+            duration=reply.duration,
             reply=clip(reply.completion.text),
-        )  # fmt: skip
+        )
 
     def _emit(self, event_type: type, **fields: object) -> None:
         self.run.emit(

@@ -29,10 +29,7 @@ def input_token_bound(messages: Sequence[Message]) -> int:
     Byte-level BPE tokenizers never make more tokens than UTF-8 bytes, so bytes plus a
     per-message allowance bounds what any provider will count.
     """
-    return sum(
-        len(m.content.encode("utf-8", "surrogatepass")) + PER_MESSAGE_TOKEN_OVERHEAD
-        for m in messages
-    )
+    return sum(len(m.content.encode("utf-8", "surrogatepass")) + PER_MESSAGE_TOKEN_OVERHEAD for m in messages)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from rlm_async.errors import ContextError
 
 ContextValue = str | list[str] | dict[str, Any]
-WRITE_CHUNK_CHARS = 1 << 23
+WRITE_CHUNK_CHARS = 1 << 20  # small enough for malloc to reuse one buffer: fresh pages are slow
 PREVIEW_CHARS = 500
 
 
@@ -35,9 +35,7 @@ class Context:
             if bad is not None:
                 raise ContextError(f"a list context must hold only str; item {bad} is {type(value[bad]).__name__}")
         elif not isinstance(value, (str, dict)):
-            raise ContextError(
-                f"context must be str, bytes, list[str] or dict, not {type(value).__name__}"
-            )
+            raise ContextError(f"context must be str, bytes, list[str] or dict, not {type(value).__name__}")
         if not value:
             raise ContextError(f"context is an empty {type(value).__name__}")
         return cls(value)

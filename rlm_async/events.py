@@ -94,9 +94,8 @@ class AgentFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (AgentStarted, ModelCalled, CodeExecuted, SubcallStarted, SubcallFinished,
-                BudgetRefused, AgentFinished)
-}  # fmt: skip
+    for cls in (AgentStarted, ModelCalled, CodeExecuted, SubcallStarted, SubcallFinished, BudgetRefused, AgentFinished)
+}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

@@ -93,9 +93,13 @@ class RLM:
             raise ConfigurationError("query must be a non-empty str")
         ctx = Context.of(context)
         run = Run(
-            limits=self.limits, models=self.models, new_environment=self._new_environment,
-            provider_slots=self._limiter(), environment_slots=self._slots(), on_event=on_event,
-        )  # fmt: skip
+            limits=self.limits,
+            models=self.models,
+            new_environment=self._new_environment,
+            provider_slots=self._limiter(),
+            environment_slots=self._slots(),
+            on_event=on_event,
+        )
         root = Agent(run, query=query, context=ctx, provider=self.models.root, depth=0, parent_id=None)
         started = time.perf_counter()
         outcome: AgentOutcome | None = None
@@ -116,7 +120,9 @@ class RLM:
             raise error
         return result
 
-    def completion_sync(self, query: str, context: object = None, *, on_event: EventCallback | None = None) -> RLMResult:
+    def completion_sync(
+        self, query: str, context: object = None, *, on_event: EventCallback | None = None
+    ) -> RLMResult:
         """`completion` for synchronous code (must not be called from a running event loop)."""
         return anyio.run(functools.partial(self.completion, query, context, on_event=on_event))
 

@@ -13,6 +13,7 @@ from rlm_async.context import Context
 from rlm_async.environments.base import Environment, SubcallRequest
 from rlm_async.environments.protocol import Result
 
+
 class Recorder:
     """A sub-call handler that answers "<fn>:<prompt>" after `delay(prompt)` seconds and keeps requests."""
 

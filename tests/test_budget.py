@@ -18,10 +18,19 @@ def priced(input_price: float = 1.0, output_price: float = 2.0) -> FunctionProvi
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_tokens": 0}, {"max_calls": -1}, {"max_cost_usd": 0.0}, {"max_seconds": float("nan")},
-     {"max_depth": 0}, {"max_iterations": 1.5}, {"max_calls": True}, {"max_tokens": "10"},
-     {"cell_timeout": float("inf")}, {"max_output_chars": 0}],
-)  # fmt: skip
+    [
+        {"max_tokens": 0},
+        {"max_calls": -1},
+        {"max_cost_usd": 0.0},
+        {"max_seconds": float("nan")},
+        {"max_depth": 0},
+        {"max_iterations": 1.5},
+        {"max_calls": True},
+        {"max_tokens": "10"},
+        {"cell_timeout": float("inf")},
+        {"max_output_chars": 0},
+    ],
+)
 def test_invalid_limits_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError, match=next(iter(kwargs))):
         Limits(**kwargs)  # type: ignore[arg-type]

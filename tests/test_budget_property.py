@@ -55,7 +55,9 @@ class RecordingProvider(FunctionProvider):
         if messages[0].role != "system":  # llm_query
             return "w" * rng.randrange(0, 3000)
         first_turn = len(messages) == 2
-        action = rng.choice(["fan_out", "recurse"] if first_turn else ["fan_out", "recurse", "final", "ramble", "draft"])
+        action = rng.choice(
+            ["fan_out", "recurse"] if first_turn else ["fan_out", "recurse", "final", "ramble", "draft"]
+        )
         k = rng.randrange(1, 5)
         if action == "fan_out":
             return f"```repl\nr = llm_query_batched(['q' * {rng.randrange(1, 4000)}] * {k})\nprint(len(r))\n```"

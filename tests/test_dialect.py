@@ -35,7 +35,7 @@ def test_unclosed_prose_fence_is_not_an_error() -> None:
         ("FINAL(multi\nline answer)", FinalMark("text", "multi\nline answer")),
         ("FINAL_VAR(result)", FinalMark("var", "result")),
         ("FINAL_VAR('result')", FinalMark("var", "result")),
-        ("  FINAL_VAR( \"r2\" )", FinalMark("var", "r2")),
+        ('  FINAL_VAR( "r2" )', FinalMark("var", "r2")),
     ],
 )
 def test_final_outside_code(reply: str, mark: FinalMark) -> None:
@@ -72,8 +72,17 @@ def test_feedback_for_silent_cell() -> None:
 def test_system_prompt_mentions_every_helper_and_adapts_to_depth() -> None:
     deep = dialect.system_prompt(can_recurse=True, model_names=["a", "b"], sub_window="1k")
     leaf = dialect.system_prompt(can_recurse=False, model_names=["a"], sub_window="1k")
-    for name in ("llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched", "FINAL", "FINAL_VAR",
-                 "SHOW_VARS", "answer", "context"):
+    for name in (
+        "llm_query",
+        "llm_query_batched",
+        "rlm_query",
+        "rlm_query_batched",
+        "FINAL",
+        "FINAL_VAR",
+        "SHOW_VARS",
+        "answer",
+        "context",
+    ):
         assert name in deep
     assert "child agent" in deep and "same as llm_query" in leaf
     assert "'a', 'b'" in deep and "model= may name" not in leaf

@@ -34,7 +34,10 @@ async def test_api_keys_in_the_host_are_invisible(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("E2B_API_KEY", "e2b-secret")
     env = await started()
     try:
-        code = "import os, subprocess\nprint(sorted(os.environ))\nprint(subprocess.run(['env'], capture_output=True, text=True).stdout)"
+        code = (
+            "import os, subprocess\nprint(sorted(os.environ))\n"
+            "print(subprocess.run(['env'], capture_output=True, text=True).stdout)"
+        )
         result = await env.execute(code, 10)
         assert "secret" not in result.stdout and "API_KEY" not in result.stdout
     finally:
@@ -71,7 +74,7 @@ async def test_working_directory_is_private_and_removed() -> None:
     workdir = Path(result.stdout.strip())
     assert workdir.name.startswith("rlm-async-") and (workdir / "f.txt").exists()
     await env.aclose()
-    assert not workdir.exists()
+    assert not workdir.exists()  # noqa: ASYNC240
 
 
 @pytest.mark.parametrize(
@@ -116,9 +119,7 @@ async def test_file_size_cap() -> None:
 
 async def test_close_kills_the_whole_process_group() -> None:
     env = await started()
-    result = await env.execute(
-        "import subprocess\np = subprocess.Popen(['sleep', '300'])\nprint(p.pid)", 10
-    )
+    result = await env.execute("import subprocess\np = subprocess.Popen(['sleep', '300'])\nprint(p.pid)", 10)
     grandchild = int(result.stdout)
     runtime_pid = env.pid
     assert psutil.pid_exists(grandchild)
@@ -143,7 +144,10 @@ async def test_host_interrupt_is_the_backstop_for_the_runtime_timer() -> None:
     env = await started()
     try:
         # The cell disables the runtime's own timer; the host's SIGINT must still stop it.
-        code = "import signal, time\nsignal.setitimer(signal.ITIMER_REAL, 0)\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\ntime.sleep(30)"
+        code = (
+            "import signal, time\nsignal.setitimer(signal.ITIMER_REAL, 0)\n"
+            "signal.signal(signal.SIGALRM, signal.SIG_IGN)\ntime.sleep(30)"
+        )
         started_at = time.monotonic()
         result = await env.execute(code, 0.3)
         assert result.timed_out and not result.restarted

@@ -9,9 +9,16 @@ import anyio
 import pytest
 
 from rlm_async import (
-    RLM, BudgetExceeded, ConfigurationError, ContextError, EnvironmentSlots, LimitReached, Limits,
-    ProviderError, Trace,
-)  # fmt: skip
+    RLM,
+    BudgetExceeded,
+    ConfigurationError,
+    ContextError,
+    EnvironmentSlots,
+    LimitReached,
+    Limits,
+    ProviderError,
+    Trace,
+)
 from rlm_async.events import AgentFinished, AgentStarted, BudgetRefused, CodeExecuted
 from rlm_async.providers.base import Message
 from rlm_async.testing import FunctionProvider, ScriptedProvider
@@ -221,7 +228,9 @@ async def test_max_seconds_cancels_in_flight_calls_of_children() -> None:
     child = FunctionProvider(lambda m: repl("print(llm_query('slow'))"), name="child")
     sub = FunctionProvider(lambda m: "late", name="sub", latency=60)
     started = time.perf_counter()
-    result = await RLM(root, sub_model=sub, child_model=child, limits=Limits(max_depth=2, max_seconds=1.5)).completion("q", "c")
+    result = await RLM(root, sub_model=sub, child_model=child, limits=Limits(max_depth=2, max_seconds=1.5)).completion(
+        "q", "c"
+    )
     assert time.perf_counter() - started < 4
     assert result.stop_reason == "max_seconds" and len(result.trace.agent_ids()) == 3
 
@@ -251,7 +260,12 @@ async def test_many_runs_share_one_loop_and_one_limiter() -> None:
     results = []
 
     async def one() -> None:
-        results.append(await rlm.completion("q", "ctx", ))
+        results.append(
+            await rlm.completion(
+                "q",
+                "ctx",
+            )
+        )
 
     async with anyio.create_task_group() as tg:
         for _ in range(8):

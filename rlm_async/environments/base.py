@@ -30,7 +30,8 @@ class ExecResult:
     """What one cell did. `final` is the answer it submitted, if it did and raised nothing.
 
     `stdout_chars`/`stderr_chars` count all output, of which `stdout`/`stderr` keep the first part.
-    `draft` is `answer["content"]` while not ready. `restarted` means the REPL had to be replaced: its variables are gone.
+    `draft` is `answer["content"]` while not ready.
+    `restarted` means the REPL had to be replaced: its variables are gone.
     """
 
     stdout: str = ""

@@ -9,6 +9,7 @@ dies, is killed with its whole process group and replaced (state lost, context r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -96,18 +97,28 @@ class LocalEnvironment(Environment):
         try:
             self._process = await anyio.open_process(
                 [self.python, "-I", "-u", str(RUNTIME), str(child_end.fileno())],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                cwd=self._dir, env=self._child_env(), start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                cwd=self._dir,
+                env=self._child_env(),
+                start_new_session=True,
                 pass_fds=(child_end.fileno(),),
-            )  # fmt: skip
+            )
         finally:
             child_end.close()
             log.close()
         self._stream = await anyio.abc.UNIXSocketStream.from_socket(host_end)
         self._decoder, self._received, self._eof = FrameDecoder(), [], False
-        await self._send({"type": "init", "context_path": self._context_path and str(self._context_path),
-                          "context_kind": self._context_kind, "output_limit": self.output_limit_chars,
-                          "rlimits": self._rlimits()})  # fmt: skip
+        await self._send(
+            {
+                "type": "init",
+                "context_path": self._context_path and str(self._context_path),
+                "context_kind": self._context_kind,
+                "output_limit": self.output_limit_chars,
+                "rlimits": self._rlimits(),
+            }
+        )
         with anyio.move_on_after(self.start_timeout):
             ready = await self._receive()
             if ready is not None and ready.get("error") is None:
@@ -177,10 +188,9 @@ class LocalEnvironment(Environment):
         assert self._handler is not None
         request = SubcallRequest(message["fn"], message["prompts"], message["contexts"], message["model"])
         results = await self._handler(request)
-        try:
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            # if the child died meanwhile, execute() reports that
             await self._send({"type": "reply", "id": message["id"], "results": results})
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass  # the child died meanwhile; execute() reports that
 
     async def _send(self, message: dict[str, Any]) -> None:
         assert self._stream is not None
@@ -225,10 +235,8 @@ class LocalEnvironment(Environment):
         if process is None:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             await process.wait()
 
     async def aclose(self) -> None:
@@ -243,7 +251,13 @@ class LocalEnvironment(Environment):
 
 def _exec_result(done: Done, duration: float) -> ExecResult:
     return ExecResult(
-        stdout=done["stdout"], stderr=done["stderr"], stdout_chars=done["stdout_chars"],
-        stderr_chars=done["stderr_chars"], error=done["error"], final=done["final"], draft=done["draft"],
-        timed_out=done["timed_out"], duration=duration,
-    )  # fmt: skip
+        stdout=done["stdout"],
+        stderr=done["stderr"],
+        stdout_chars=done["stdout_chars"],
+        stderr_chars=done["stderr_chars"],
+        error=done["error"],
+        final=done["final"],
+        draft=done["draft"],
+        timed_out=done["timed_out"],
+        duration=duration,
+    )

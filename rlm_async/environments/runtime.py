@@ -20,6 +20,7 @@ import importlib.util
 import itertools
 import json
 import linecache
+import mmap
 import os
 import queue
 import signal
@@ -37,9 +38,7 @@ def _load_protocol() -> ModuleType:
     loaded = sys.modules.get("rlm_async_protocol")
     if loaded is not None:
         return loaded
-    spec = importlib.util.spec_from_file_location(
-        "rlm_async_protocol", Path(__file__).with_name("protocol.py")
-    )
+    spec = importlib.util.spec_from_file_location("rlm_async_protocol", Path(__file__).with_name("protocol.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["rlm_async_protocol"] = module
@@ -50,9 +49,18 @@ def _load_protocol() -> ModuleType:
 protocol = _load_protocol()
 
 RESERVED_NAMES = frozenset(
-    {"context", "llm_query", "llm_query_batched", "rlm_query", "rlm_query_batched",
-     "FINAL", "FINAL_VAR", "SHOW_VARS", "answer"}
-)  # fmt: skip
+    {
+        "context",
+        "llm_query",
+        "llm_query_batched",
+        "rlm_query",
+        "rlm_query_batched",
+        "FINAL",
+        "FINAL_VAR",
+        "SHOW_VARS",
+        "answer",
+    }
+)
 
 
 class CellInterrupted(BaseException):
@@ -179,11 +187,12 @@ class Channel:
 
     def call(self, fn: str, prompts: list[str], contexts: list[Any] | None, model: str | None) -> list[str]:
         call_id = next(self._ids)
-        done, box = threading.Event(), []
+        done, box = threading.Event(), list[Any]()
         self._waiting[call_id] = (done, box)
         try:
-            self.send({"type": "call", "id": call_id, "fn": fn, "prompts": prompts,
-                       "contexts": contexts, "model": model})  # fmt: skip
+            self.send(
+                {"type": "call", "id": call_id, "fn": fn, "prompts": prompts, "contexts": contexts, "model": model}
+            )
             done.wait()
         finally:
             del self._waiting[call_id]
@@ -214,11 +223,15 @@ class Repl:
         self.cells = 0
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         self.namespace.update(
-            llm_query=self.llm_query, llm_query_batched=self.llm_query_batched,
-            rlm_query=self.rlm_query, rlm_query_batched=self.rlm_query_batched,
-            FINAL=self.FINAL, FINAL_VAR=self.FINAL_VAR, SHOW_VARS=self.SHOW_VARS,
+            llm_query=self.llm_query,
+            llm_query_batched=self.llm_query_batched,
+            rlm_query=self.rlm_query,
+            rlm_query_batched=self.rlm_query_batched,
+            FINAL=self.FINAL,
+            FINAL_VAR=self.FINAL_VAR,
+            SHOW_VARS=self.SHOW_VARS,
             answer={"content": "", "ready": False},
-        )  # fmt: skip
+        )
 
     # -- what model code calls --------------------------------------------------------------
     def llm_query(self, prompt: str, model: str | None = None) -> str:
@@ -244,12 +257,12 @@ class Repl:
             raise TypeError("rlm_query_batched: contexts must be a list as long as prompts")
         return self.channel.call("rlm_query_batched", prompts, list(contexts) if contexts else None, model)
 
-    def FINAL(self, text: str) -> None:  # noqa: N802 - the dialect's name
+    def FINAL(self, text: str) -> None:
         """Submit `text` as the final answer."""
         _check_str("FINAL", "the answer", text)
         self.final = text
 
-    def FINAL_VAR(self, name: str) -> None:  # noqa: N802 - the dialect's name
+    def FINAL_VAR(self, name: str) -> None:
         """Submit the value of the REPL variable `name` as the final answer."""
         _check_str("FINAL_VAR", "the variable name", name)
         if name not in self.namespace:
@@ -257,7 +270,7 @@ class Repl:
         _check_str("FINAL_VAR", f"variable {name!r}", self.namespace[name])
         self.final = self.namespace[name]
 
-    def SHOW_VARS(self) -> dict[str, str]:  # noqa: N802 - the dialect's name
+    def SHOW_VARS(self) -> dict[str, str]:
         """Your variables and their types."""
         return {name: type(self.namespace[name]).__name__ for name in self.user_names()}
 
@@ -296,16 +309,25 @@ class Repl:
                 pass
         stdout, stdout_chars = self.stdout.take()
         stderr, stderr_chars = self.stderr.take()
-        return {"type": "done", "cell": cell, "stdout": stdout, "stderr": stderr,
-                "stdout_chars": stdout_chars, "stderr_chars": stderr_chars,
-                "error": error, "final": final, "draft": self._draft(), "timed_out": timed_out}  # fmt: skip
+        return {
+            "type": "done",
+            "cell": cell,
+            "stdout": stdout,
+            "stderr": stderr,
+            "stdout_chars": stdout_chars,
+            "stderr_chars": stderr_chars,
+            "error": error,
+            "final": final,
+            "draft": self._draft(),
+            "timed_out": timed_out,
+        }
 
     def _exec(self, code: str, filename: str) -> None:
         """Run `code`; like a notebook, show the value of a final bare expression."""
         tree = ast.parse(code, filename)
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         exec(compile(tree, filename, "exec"), self.namespace)
-        if last is not None:
+        if isinstance(last, ast.Expr):
             value = eval(compile(ast.Expression(last.value), filename, "eval"), self.namespace)
             if value is not None:
                 print(repr(value))
@@ -346,8 +368,15 @@ def _apply_rlimits(limits: dict[str, int]) -> None:
 def _load_context(path: str | None, kind: str | None) -> Any:
     if path is None:
         return None
-    with open(path, encoding="utf-8", newline="") as f:
-        return f.read() if kind == "str" else json.load(f)
+    if kind != "str":
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return ""
+        # Decoding straight from the page cache skips a bytes copy of the whole file.
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return str(mapped, "utf-8")
 
 
 def main() -> None:

@@ -29,9 +29,7 @@ class EnvironmentSlots:
     async def hold(self, levels_below: int) -> AsyncIterator[None]:
         """Wait for a slot that leaves room for `levels_below` deeper environments; hold it."""
         if levels_below >= self.total:
-            raise ConfigurationError(
-                f"max_environments={self.total} cannot hold a chain of {levels_below + 1} REPLs"
-            )
+            raise ConfigurationError(f"max_environments={self.total} cannot hold a chain of {levels_below + 1} REPLs")
         while self.total - self.in_use - 1 < levels_below:
             await self._released.wait()
         self.in_use += 1
