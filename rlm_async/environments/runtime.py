@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import errno
 import importlib.util
 import itertools
 import json
@@ -394,7 +395,10 @@ def main() -> None:
         repl.namespace["context"] = _load_context(init["context_path"], init["context_kind"])
         channel.send({"type": "ready", "error": None, "load_seconds": time.perf_counter() - started})
     except BaseException as exc:
-        channel.send({"type": "ready", "error": f"{type(exc).__name__}: {exc}"})
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, MemoryError) or getattr(exc, "errno", None) == errno.ENOMEM:
+            error = f"MemoryError: the context does not fit in the memory limit ({init['rlimits']['AS']:,} bytes)"
+        channel.send({"type": "ready", "error": error})
         return
     while True:
         message = channel.inbox.get()
