@@ -9,6 +9,7 @@ Each figure is the median of --repeat runs. Targets come from the core issue.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import threading
@@ -99,10 +100,8 @@ class PeakRss:
         me = psutil.Process()
         total = me.memory_info().rss
         for child in me.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 total += child.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
         return total
 
     def _sample(self) -> None:
