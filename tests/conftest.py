@@ -11,6 +11,8 @@ from typing import Any
 import psutil
 import pytest
 
+from rlm_async.environments.forkserver import ForkServer
+
 _real_connect = socket.socket.connect
 
 
@@ -28,7 +30,13 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def live_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    """Our live descendants, except fork servers: those are kept for the whole session on purpose."""
+    servers = ForkServer.pids()
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in servers and p.status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 @pytest.fixture(autouse=True)

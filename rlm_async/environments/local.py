@@ -1,5 +1,7 @@
 """LocalEnvironment: the REPL runtime in a real Python subprocess on this machine.
 
+Each REPL is forked by the fork server (forkserver.py), so starting one takes milliseconds.
+
 Process isolation, not a security boundary: the child runs in its own session and temporary
 working directory, with an allow-listed environment (no API keys), rlimits on memory, file
 size and open files, and a socketpair as its control channel, apart from its output.
@@ -14,7 +16,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,10 +27,10 @@ import anyio.abc
 
 from rlm_async.context import Context
 from rlm_async.environments.base import Environment, ExecResult, SubcallHandler, SubcallRequest
+from rlm_async.environments.forkserver import ForkServer
 from rlm_async.environments.protocol import Done, FrameDecoder, Message, Result, encode_frame
 from rlm_async.errors import EnvironmentFailed
 
-RUNTIME = Path(__file__).with_name("runtime.py")
 PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 CLOSE_TIMEOUT = 5.0
 
@@ -66,7 +67,9 @@ class LocalEnvironment(Environment):
         self._context_path: Path | None = None
         self._context_kind: str | None = None
         self._handler: SubcallHandler | None = None
-        self._process: anyio.abc.Process | None = None
+        self._server: ForkServer | None = None
+        self._pid: int | None = None
+        self._exit_code: int | None = None
         self._stream: anyio.abc.SocketStream | None = None
         self._decoder = FrameDecoder()
         self._received: list[Message] = []
@@ -77,7 +80,8 @@ class LocalEnvironment(Environment):
 
     @property
     def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
+        """The REPL's process id, which is also its process group id."""
+        return self._pid
 
     async def start(self, context: Context | None, handler: SubcallHandler) -> None:
         if self._dir is not None:
@@ -92,22 +96,17 @@ class LocalEnvironment(Environment):
 
     async def _spawn(self) -> None:
         assert self._dir is not None
+        self._server = await ForkServer.shared(self.python)
         host_end, child_end = socket.socketpair()
-        log = (self._dir / ".runtime.log").open("ab")
         try:
-            self._process = await anyio.open_process(
-                [self.python, "-I", "-u", str(RUNTIME), str(child_end.fileno())],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                cwd=self._dir,
-                env=self._child_env(),
-                start_new_session=True,
-                pass_fds=(child_end.fileno(),),
-            )
-        finally:
-            child_end.close()
-            log.close()
+            with child_end:
+                self._pid = await self._server.spawn(
+                    child_end.fileno(), cwd=self._dir, env=self._child_env(), log=self._dir / ".runtime.log"
+                )
+        except BaseException:
+            host_end.close()
+            raise
+        self._exit_code = None
         self._stream = await anyio.abc.UNIXSocketStream.from_socket(host_end)
         self._decoder, self._received, self._eof = FrameDecoder(), [], False
         await self._send(
@@ -142,7 +141,7 @@ class LocalEnvironment(Environment):
         return {"AS": memory, "FSIZE": self.max_file_mb * 2**20, "NOFILE": self.max_open_files}
 
     async def execute(self, code: str, timeout: float) -> ExecResult:
-        if self._process is None or self.closed:
+        if self._pid is None or self.closed:
             raise EnvironmentFailed("execute() on an environment that is not running")
         self._cells += 1
         cell, started = self._cells, time.perf_counter()
@@ -153,7 +152,8 @@ class LocalEnvironment(Environment):
                 done = await self._until_done(cell, calls)
             calls.cancel_scope.cancel()
         if done is None and not self._eof:
-            self._process.send_signal(signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGINT)
             with anyio.move_on_after(self.interrupt_grace):
                 done = await self._until_done(cell, None)
         if done is not None:
@@ -210,11 +210,23 @@ class LocalEnvironment(Environment):
             self._received = self._decoder.feed(data)
         return self._received.pop(0)
 
+    async def _wait_exit(self, timeout: float) -> int | None:
+        """The REPL's exit code, waiting up to `timeout` seconds for it to end."""
+        assert self._server is not None and self._pid is not None
+        with anyio.move_on_after(timeout):
+            delay = 0.001
+            while self._exit_code is None:
+                try:
+                    self._exit_code = await self._server.exit_code(self._pid)
+                except EnvironmentFailed:  # the fork server is gone; nobody can tell the status
+                    break
+                if self._exit_code is None:
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+        return self._exit_code
+
     async def _exit_description(self) -> str:
-        assert self._process is not None
-        with anyio.move_on_after(1):
-            await self._process.wait()
-        code = self._process.returncode
+        code = await self._wait_exit(1.0)
         if code is None:
             return "still running"
         if code < 0:
@@ -228,16 +240,15 @@ class LocalEnvironment(Environment):
         return f"\n{tail}" if tail else ""
 
     async def _kill(self) -> None:
-        """Kill the child's whole process group and reap it."""
-        process, stream = self._process, self._stream
-        if stream is not None:
-            await stream.aclose()
-        if process is None:
+        """Kill the REPL's whole process group and wait for the REPL to be reaped."""
+        if self._stream is not None:
+            await self._stream.aclose()
+        if self._pid is None:
             return
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+        with anyio.CancelScope(shield=True):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+                os.killpg(self._pid, signal.SIGKILL)
+            await self._wait_exit(CLOSE_TIMEOUT)
 
     async def aclose(self) -> None:
         if self.closed:

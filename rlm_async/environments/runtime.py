@@ -10,6 +10,9 @@ characters. The control channel is a separate socket, which model output cannot 
 
 Time: the cell's timeout is enforced here with SIGALRM; the host sends SIGINT as a backstop.
 Both raise `CellInterrupted` in the cell, never in the middle of a protocol write.
+
+Locally this file runs as a fork server (`serve_forks`): one process with everything imported
+forks each new REPL, which then calls `serve_repl` with its own control socket.
 """
 
 from __future__ import annotations
@@ -184,7 +187,7 @@ class Channel:
                         waiter[0].set()
                 else:
                     self.inbox.put(message)
-        os._exit(0)  # the host is gone
+        os.killpg(0, signal.SIGKILL)  # the host is gone: take down everything this REPL started
 
     def call(self, fn: str, prompts: list[str], contexts: list[Any] | None, model: str | None) -> list[str]:
         call_id = next(self._ids)
@@ -380,10 +383,10 @@ def _load_context(path: str | None, kind: str | None) -> Any:
             return str(mapped, "utf-8")
 
 
-def main() -> None:
-    control = socket.socket(fileno=int(sys.argv[1]))
+def serve_repl(control_fd: int) -> None:
+    """Be a REPL: load the context named by the `init` message, then run cells until the host leaves."""
     interrupts = Interrupts()
-    channel = Channel(control, interrupts)
+    channel = Channel(socket.socket(fileno=control_fd), interrupts)
     init = channel.inbox.get()
     marker = b"\x00\x01rlm-async-output-end-" + os.urandom(8).hex().encode() + b"\x01\x00"
     stdout = Capture(1, init["output_limit"], marker)
@@ -405,5 +408,61 @@ def main() -> None:
         channel.send(repl.run_cell(message["cell"], message["code"], message["timeout"]))
 
 
+def serve_forks(server_fd: int) -> None:
+    """Be the fork server: with everything imported already, fork a new REPL per request.
+
+    Requests (one datagram each) are JSON: {"op": "spawn", "cwd", "env", "log"} with the
+    REPL's control socket attached as a file descriptor, answered {"pid"}; or
+    {"op": "exit_code", "pid"}, answered {"exit_code"}: None while it runs, negative for a signal.
+    """
+    server = socket.socket(fileno=server_fd)
+    exited: dict[int, int] = {}
+
+    def reap(signum: int, frame: FrameType | None) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            exited[pid] = os.waitstatus_to_exitcode(status)
+
+    signal.signal(signal.SIGCHLD, reap)
+    while True:
+        data, fds, _, _ = socket.recv_fds(server, 1 << 16, 1)
+        if not data:
+            os._exit(0)  # the host is gone
+        request = json.loads(data)
+        if request["op"] == "exit_code":
+            reply = {"exit_code": exited.pop(request["pid"], None)}
+        else:
+            pid = os.fork()
+            if pid == 0:
+                server.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _become_repl(request, fds[0])
+            os.close(fds[0])
+            reply = {"pid": pid}
+        server.send(json.dumps(reply).encode())
+
+
+def _become_repl(request: dict[str, Any], control_fd: int) -> None:
+    """In a freshly forked child: a session, directory, environment and stderr of its own."""
+    try:
+        os.setsid()
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 2)
+        os.close(log)
+        serve_repl(control_fd)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(0)
+
+
 if __name__ == "__main__":
-    main()
+    serve_forks(int(sys.argv[1]))
