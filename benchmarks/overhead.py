@@ -96,12 +96,16 @@ class PeakRss:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def total(self) -> int:
+    @staticmethod
+    def total(kind: str = "rss") -> int:
+        """Memory of this process and its descendants: "rss" (shared pages counted in every
+        process that maps them) or "pss" (shared pages split between them: counted once)."""
         me = psutil.Process()
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
+        total = 0
+        for process in [me, *me.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess):
-                total += child.memory_info().rss
+                info = process.memory_full_info() if kind == "pss" else process.memory_info()
+                total += getattr(info, kind)
         return total
 
     def _sample(self) -> None:
@@ -123,12 +127,12 @@ async def large_context(megabytes: int = 100) -> dict[str, float]:
     needle = "The magic number is 4217."
     text = ("lorem ipsum dolor sit amet " * (size // 27 + 1))[: size - len(needle)] + needle
     code = "import re\nFINAL(re.search(r'magic number is (\\d+)', context).group(1))"
-    steady: list[int] = []
+    steady: list[tuple[int, int]] = []
     rss = PeakRss()
 
     def at_cell(event: Event) -> None:
         if isinstance(event, CodeExecuted):
-            steady.append(rss.total())
+            steady.append((rss.total("rss"), rss.total("pss")))
 
     rlm = RLM(ScriptedProvider([repl(code)]))
     with rss:
@@ -136,7 +140,12 @@ async def large_context(megabytes: int = 100) -> dict[str, float]:
         result = await rlm.completion("q", text, on_event=at_cell)
         seconds = time.perf_counter() - started
     assert result.answer == "4217"
-    return {"seconds": seconds, "rss_ratio": steady[0] / size, "peak_rss_ratio": rss.peak / size}
+    return {
+        "seconds": seconds,
+        "rss_ratio": steady[0][0] / size,
+        "pss_ratio": steady[0][1] / size,
+        "peak_rss_ratio": rss.peak / size,
+    }
 
 
 def median_of(repeat: int, measure: Callable[[], Awaitable[float]]) -> float:
@@ -156,6 +165,7 @@ def main() -> None:
         "eight_completions_fan_out_16_s": median_of(args.repeat, concurrent_completions),
         "context_100mb_s": statistics.median(b["seconds"] for b in big),
         "context_100mb_rss_ratio": statistics.median(b["rss_ratio"] for b in big),
+        "context_100mb_pss_ratio": statistics.median(b["pss_ratio"] for b in big),
         "context_100mb_peak_rss_ratio": statistics.median(b["peak_rss_ratio"] for b in big),
     }
     if args.json:
@@ -168,8 +178,11 @@ def main() -> None:
         ("8 concurrent completions × 16 sub-calls at 200 ms", f"{figures['eight_completions_fan_out_16_s']:.3f} s",
          "≤ 0.5 s"),
         ("Load + regex-scan a 100 MB context", f"{figures['context_100mb_s']:.3f} s", "≤ 1.0 s"),
-        ("RSS host + REPL after load, × context size", f"{figures['context_100mb_rss_ratio']:.2f}×", "≤ 2.5×"),
-        ("Peak RSS during load, × context size", f"{figures['context_100mb_peak_rss_ratio']:.2f}×", "—"),
+        ("Memory after load, PSS (shared pages once), × context", f"{figures['context_100mb_pss_ratio']:.2f}×",
+         "≤ 2.5×"),
+        ("Memory after load, RSS summed over processes, × context", f"{figures['context_100mb_rss_ratio']:.2f}×",
+         "≤ 2.5×"),
+        ("Peak RSS summed during load, × context", f"{figures['context_100mb_peak_rss_ratio']:.2f}×", "—"),
     ]  # fmt: skip
     print("| Measure | rlm-async | Target |\n|---|---|---|")
     for row in rows:
