@@ -86,9 +86,7 @@ class Agent:
     async def _loop(self, env: Environment) -> AgentOutcome:
         limits, budget = self.run.limits, self.run.budget
         can_recurse = self.depth + 1 < limits.max_depth
-        system = dialect.system_prompt(
-            can_recurse=can_recurse, model_names=list(self.run.models.by_name), sub_window="100k characters"
-        )
+        system = dialect.system_prompt(can_recurse=can_recurse, model_names=list(self.run.models.by_name))
         context_text = self.context.describe() if self.context else "There is no `context`."
         status = dialect.status_line(1, limits.max_iterations, budget.describe_remaining())
         messages = [Message("system", system), Message("user", dialect.first_message(self.query, context_text, status))]
@@ -100,14 +98,18 @@ class Agent:
                 return AgentOutcome(answer, "final", turn)
             status = dialect.status_line(turn + 1, limits.max_iterations, budget.describe_remaining())
             messages += [Message("assistant", reply), Message("user", f"{feedback}\n\n{status}")]
+        return await self._last_turn(env, messages)
+
+    async def _last_turn(self, env: Environment, messages: list[Message]) -> AgentOutcome:
+        """Out of turns: ask once more for an answer, and take the best one there is."""
+        turn = self.run.limits.max_iterations + 1
         messages[-1] = Message("user", f"{messages[-1].content}\n\n{dialect.LAST_TURN}")
-        parsed = dialect.parse_reply(await self._ask(messages, limits.max_iterations + 1))
-        last = parsed.final
-        if last is not None and last.kind == "var":
-            resolved = await self._execute(env, f"FINAL_VAR({last.value!r})", limits.max_iterations + 1)
+        parsed = dialect.parse_reply(await self._ask(messages, turn))
+        if parsed.final is not None and parsed.final.kind == "var":
+            resolved = await self._execute(env, f"FINAL_VAR({parsed.final.value!r})", turn)
             return AgentOutcome(resolved.final or self.partial, "max_iterations", self.turns)
-        if last is not None:
-            return AgentOutcome(last.value, "max_iterations", self.turns)
+        if parsed.final is not None:
+            return AgentOutcome(parsed.final.value, "max_iterations", self.turns)
         # A text reply answers the request for an answer; beside code, prose is commentary.
         answer = (self.partial or parsed.prose) if parsed.code else (parsed.prose or self.partial)
         return AgentOutcome(answer or None, "max_iterations", self.turns)

@@ -37,7 +37,7 @@ write your next reply.
 
 Functions available in the REPL:
 - llm_query(prompt, model=None) -> str: ask a language model one question. It cannot see \
-`context`: put the text it needs into the prompt (it reads about {sub_window} well).
+`context`: put the text it needs into the prompt (up to about 100,000 characters).
 - llm_query_batched(prompts, model=None) -> list[str]: ask many questions concurrently; \
 answers come back in order. Far faster than a loop of llm_query.
 - rlm_query(prompt, context=None, model=None) -> str: {rlm_query_text}
@@ -87,12 +87,11 @@ class ParsedReply:
     """The reply without its fenced blocks."""
 
 
-def system_prompt(*, can_recurse: bool, model_names: Sequence[str], sub_window: str) -> str:
+def system_prompt(*, can_recurse: bool, model_names: Sequence[str]) -> str:
     models_text = (
         f"model= may name one of: {', '.join(repr(n) for n in model_names)}.\n" if len(model_names) > 1 else ""
     )
     return SYSTEM_PROMPT.format(
-        sub_window=sub_window,
         rlm_query_text=RLM_QUERY_CHILD if can_recurse else RLM_QUERY_LEAF,
         models_text=models_text,
     )

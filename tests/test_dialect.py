@@ -70,8 +70,8 @@ def test_feedback_for_silent_cell() -> None:
 
 
 def test_system_prompt_mentions_every_helper_and_adapts_to_depth() -> None:
-    deep = dialect.system_prompt(can_recurse=True, model_names=["a", "b"], sub_window="1k")
-    leaf = dialect.system_prompt(can_recurse=False, model_names=["a"], sub_window="1k")
+    deep = dialect.system_prompt(can_recurse=True, model_names=["a", "b"])
+    leaf = dialect.system_prompt(can_recurse=False, model_names=["a"])
     for name in (
         "llm_query",
         "llm_query_batched",
