@@ -167,8 +167,9 @@ class Budget:
         if limit is None:
             return max_output, 0.0
         spent = self.usage.cost_usd
-        price_in = provider.cost_usd(TokenUsage(input_tokens, 0))
-        price_all = provider.cost_usd(TokenUsage(input_tokens, max_output))
+        # Worst case: every input token written to a prompt cache, the dearest way to send it.
+        price_in = provider.cost_usd(TokenUsage(input_tokens, 0, cache_write_tokens=input_tokens))
+        price_all = provider.cost_usd(TokenUsage(input_tokens, max_output, cache_write_tokens=input_tokens))
         if spent is None or price_in is None or price_all is None:
             raise ConfigurationError(f"max_cost_usd is set but {provider.name!r} has no known price")
         free = limit - spent - self._reserved_cost

@@ -6,6 +6,10 @@
     ├── LimitReached              a limit ended the run (raised only with raise_on_limit=True)
     │   └── BudgetExceeded        a provider call was refused before sending (.limit says which)
     ├── ProviderError             a model API call failed for good (after the SDK's retries)
+    │   ├── ProviderTimeout       no answer within the call's timeout
+    │   ├── RateLimited           HTTP 429, still after the SDK's retries (which honour Retry-After)
+    │   ├── ProviderAuthError     HTTP 401/403: a missing or wrong API key
+    │   └── RequestRejected       another HTTP 4xx: bad request, unknown model, context too long
     └── EnvironmentFailed         a REPL could not be started or stopped working
 
 Model mistakes (syntax errors, bad FINAL_VAR names, refused sub-calls) are not raised:
@@ -52,7 +56,23 @@ class BudgetExceeded(LimitReached):
 
 
 class ProviderError(RLMError):
-    """A model API call failed."""
+    """A model API call failed: server errors, connection failures, malformed responses."""
+
+
+class ProviderTimeout(ProviderError):
+    """The model API did not answer within the call's timeout."""
+
+
+class RateLimited(ProviderError):
+    """The model API kept answering 429 Too Many Requests."""
+
+
+class ProviderAuthError(ProviderError):
+    """The model API refused the credentials (401/403)."""
+
+
+class RequestRejected(ProviderError):
+    """The model API refused the request itself (a 4xx other than 401/403/429)."""
 
 
 class EnvironmentFailed(RLMError):

@@ -18,6 +18,7 @@ from rlm_async.environments.local import LocalEnvironment
 from rlm_async.environments.slots import EnvironmentSlots
 from rlm_async.errors import ConfigurationError, LimitReached, RLMError
 from rlm_async.providers.base import Provider, TokenUsage
+from rlm_async.providers.registry import provider_from
 from rlm_async.run import EventCallback, Models, Run
 from rlm_async.trace import Trace
 
@@ -45,6 +46,8 @@ class RLMResult:
 class RLM:
     """A Recursive Language Model.
 
+    Models are Providers or strings such as "openai:gpt-5-mini", "anthropic:claude-sonnet-4-5"
+    or "openai:MODEL@http://127.0.0.1:8080/v1" (see providers/registry.py).
     `model` answers at the root; `sub_model` serves `llm_query` (default: `model`);
     `child_model` drives child agents made by `rlm_query` (default: `model`).
     `environment` is "local" or a factory returning a fresh Environment per agent.
@@ -55,17 +58,24 @@ class RLM:
 
     def __init__(
         self,
-        model: Provider,
+        model: Provider | str,
         *,
-        sub_model: Provider | None = None,
-        child_model: Provider | None = None,
+        sub_model: Provider | str | None = None,
+        child_model: Provider | str | None = None,
         environment: EnvironmentChoice = "local",
         limits: Limits | None = None,
         max_concurrency: int | anyio.CapacityLimiter = 16,
         max_environments: int | EnvironmentSlots = 16,
         raise_on_limit: bool = False,
     ) -> None:
-        self.models = Models(model, sub_model or model, child_model or model)
+        root = provider_from(model)
+        self.models = Models(
+            root,
+            root if sub_model is None else provider_from(sub_model),
+            root if child_model is None else provider_from(child_model),
+        )
+        given = (model, sub_model, child_model)
+        self._owned = [p for p in self.models.by_name.values() if not any(p is g for g in given)]
         self.limits = limits or Limits()
         if not isinstance(self.limits, Limits):
             raise ConfigurationError(f"limits must be a Limits, got {type(self.limits).__name__}")
@@ -125,6 +135,19 @@ class RLM:
     ) -> RLMResult:
         """`completion` for synchronous code (must not be called from a running event loop)."""
         return anyio.run(functools.partial(self.completion, query, context, on_event=on_event))
+
+    async def aclose(self) -> None:
+        """Close the API clients of the models this RLM made from strings."""
+        for provider in self._owned:
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def __aenter__(self) -> RLM:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def _limiter(self) -> anyio.CapacityLimiter:
         slots = self._provider_slots

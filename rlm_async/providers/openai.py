@@ -1,0 +1,98 @@
+"""OpenAIProvider: Chat Completions through the official `openai` SDK (AsyncOpenAI).
+
+Also any OpenAI-compatible server through `base_url` (vLLM, Ollama, llama.cpp, OpenRouter).
+Retries are the SDK's own (`max_retries`, honouring Retry-After); errors map to ours.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import openai
+
+from rlm_async.errors import ProviderError
+from rlm_async.providers.base import Completion, Message, TokenUsage
+from rlm_async.providers.pricing import Pricer, Prices
+from rlm_async.providers.sdk_errors import map_sdk_error
+
+NO_KEY = "sk-no-key-needed"
+"""Sent to a custom base_url when no key is set: local servers ignore it, the SDK needs one."""
+
+FINISH_REASONS = {"stop": "stop", "length": "length", "content_filter": "refusal"}
+
+
+class OpenAIProvider:
+    """One model over the Chat Completions API.
+
+    `base_url` points at a compatible server; the key is `api_key`, else $OPENAI_API_KEY
+    (a custom server without one gets a placeholder). `reasoning_effort` is passed through
+    for reasoning models. `max_tokens_field` is the request field that caps the output:
+    "max_completion_tokens" for api.openai.com, "max_tokens" (default with a `base_url`)
+    for servers that predate it. `prices` overrides the genai-prices database.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 600.0,
+        max_retries: int = 2,
+        reasoning_effort: str | None = None,
+        max_tokens_field: str | None = None,
+        prices: Prices | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.name = model
+        self.base_url = base_url
+        key = api_key or os.environ.get("OPENAI_API_KEY") or (NO_KEY if base_url else None)
+        self.client = openai.AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        self.reasoning_effort = reasoning_effort
+        self.max_tokens_field = max_tokens_field or ("max_tokens" if base_url else "max_completion_tokens")
+        self.extra_body = extra_body
+        self._pricer = Pricer(model, provider_id="openai", base_url=base_url, prices=prices)
+
+    async def complete(self, messages: Sequence[Message], *, max_output_tokens: int) -> Completion:
+        options: dict[str, Any] = {self.max_tokens_field: max_output_tokens}
+        if self.reasoning_effort is not None:
+            options["reasoning_effort"] = self.reasoning_effort
+        try:
+            response = await self.client.chat.completions.create(
+                model=self.model,
+                messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+                extra_body=self.extra_body,
+                **options,
+            )
+            choice = response.choices[0]
+        except Exception as exc:
+            raise map_sdk_error(openai, self.name, exc) from exc
+        return Completion(
+            text=choice.message.content or "",
+            usage=_usage(response.usage),
+            model=response.model or self.model,
+            finish_reason=FINISH_REASONS.get(choice.finish_reason or "stop", choice.finish_reason or "stop"),
+        )
+
+    def cost_usd(self, usage: TokenUsage) -> float | None:
+        return self._pricer.cost_usd(usage)
+
+    async def aclose(self) -> None:
+        """Close the SDK client's connections."""
+        await self.client.close()
+
+
+def _usage(usage: Any) -> TokenUsage:
+    if usage is None:
+        raise ProviderError("the response reported no token usage, so the budget cannot count it")
+    cached = getattr(usage.prompt_tokens_details, "cached_tokens", None) or 0
+    reasoning = getattr(usage.completion_tokens_details, "reasoning_tokens", None) or 0
+    return TokenUsage(
+        input_tokens=usage.prompt_tokens,
+        output_tokens=usage.completion_tokens,
+        cached_input_tokens=cached,
+        reasoning_tokens=reasoning,
+    )
