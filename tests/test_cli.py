@@ -1,0 +1,108 @@
+"""`rlm-async run` as a user runs it: a real process, against a wire server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.wire_servers import Error, OpenAIServer, Reply
+
+CONTEXT = "filler " * 2000 + "The magic number is 4217. " + "filler " * 2000
+
+
+def reply_for(body: dict[str, Any]) -> Reply:
+    last = body["messages"][-1]["content"]
+    if "output:" in last:
+        return Reply("FINAL(4217)")
+    return Reply("```repl\nimport re\nprint(re.search(r'number is (\\d+)', context).group(1))\n```")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[str, OpenAIServer]]:
+    fake = OpenAIServer(default=reply_for)
+    async with fake.running() as url:
+        yield f"openai:tiny@{url}/v1", fake
+
+
+async def cli(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    result = await anyio.run_process([sys.executable, "-m", "rlm_async.cli", *args], input=stdin, check=False)
+    return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+
+@pytest.fixture
+def context_file(tmp_path: Path) -> Path:
+    path = tmp_path / "context.txt"
+    path.write_text(CONTEXT)
+    return path
+
+
+async def test_help_is_complete() -> None:
+    code, out, _ = await cli("run", "--help")
+    assert code == 0
+    for option in ("--query", "--context", "--model", "--sub-model", "--env", "--max-cost", "--max-seconds",
+                   "--json", "exit codes", "openai:MODEL@BASE_URL", "anthropic:MODEL"):  # fmt: skip
+        assert option in out
+    code, out, _ = await cli("--help")
+    assert code == 0 and "run" in out
+
+
+async def test_answer_and_summary(server: tuple[str, OpenAIServer], context_file: Path, tmp_path: Path) -> None:
+    model, fake = server
+    trace = tmp_path / "trace.jsonl"
+    code, out, err = await cli("run", "-q", "What is the magic number?", "-c", str(context_file), "-m", model,
+                               "--trace", str(trace))  # fmt: skip
+    assert (code, out) == (0, "4217\n")
+    assert "stop: final · 2 model calls" in err and "$ unknown" in err
+    assert len(fake.requests) == 2 and trace.read_text().count("\n") > 3
+
+
+async def test_json_output_and_stdin(server: tuple[str, OpenAIServer]) -> None:
+    model, _ = server
+    code, out, _ = await cli("run", "-q", "magic?", "-c", "-", "-m", model, "--json", stdin=CONTEXT.encode())
+    data = json.loads(out)
+    assert code == 0 and data["answer"] == "4217" and data["stop_reason"] == "final"
+    assert data["usage"]["calls"] == 2 and data["usage"]["by_depth"]["0"]["calls"] == 2
+
+
+async def test_a_limit_stop_exits_3(context_file: Path) -> None:
+    fake = OpenAIServer(default=lambda body: Reply("```repl\nanswer['content'] = 'draft'\n```"))
+    async with fake.running() as url:
+        code, out, err = await cli("run", "-q", "q", "-c", str(context_file), "-m", f"openai:tiny@{url}/v1",
+                                   "--max-calls", "2")  # fmt: skip
+    assert (code, out) == (3, "draft\n") and "stop: max_calls" in err
+
+
+async def test_provider_failure_exits_1(context_file: Path) -> None:
+    fake = OpenAIServer([Error(401, "invalid_api_key")])
+    async with fake.running() as url:
+        code, _, err = await cli("run", "-q", "q", "-c", str(context_file), "-m", f"openai:tiny@{url}/v1")
+    assert code == 1 and "ProviderAuthError" in err and "401" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "gpt-5"], "is not KIND:MODEL"),
+        (["-m", "openai:x@http://127.0.0.1:1/v1", "--max-cost", "1"], "no known price"),
+        (["-m", "openai:x@http://127.0.0.1:1/v1", "--max-calls", "0"], "max_calls must be positive"),
+    ],
+)
+async def test_bad_settings_exit_2(args: list[str], message: str, context_file: Path) -> None:
+    code, _, err = await cli("run", "-q", "q", "-c", str(context_file), *args)
+    assert code == 2 and message in err
+
+
+async def test_bad_context_exits_2(tmp_path: Path) -> None:
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    model = "openai:x@http://127.0.0.1:1/v1"
+    code, _, err = await cli("run", "-q", "q", "-c", str(binary), "-m", model)
+    assert code == 2 and "not valid UTF-8" in err
+    code, _, err = await cli("run", "-q", "q", "-c", str(tmp_path / "missing.txt"), "-m", model)
+    assert code == 2 and "No such file" in err
