@@ -106,3 +106,22 @@ async def test_bad_context_exits_2(tmp_path: Path) -> None:
     assert code == 2 and "not valid UTF-8" in err
     code, _, err = await cli("run", "-q", "q", "-c", str(tmp_path / "missing.txt"), "-m", model)
     assert code == 2 and "No such file" in err
+
+
+async def test_the_readme_example(tmp_path: Path) -> None:
+    """The README's main command, with a model that counts the way a good one would."""
+    code = (
+        "import re, collections\n"
+        "fails = collections.Counter(m.group(1) for m in re.finditer(r'^(\\S+) .*\" 401 ', context, re.M))\n"
+        "ip, n = fails.most_common(1)[0]\nresult = f'{ip} with {n} failed logins'\nprint(result)"
+    )
+
+    def respond(body: dict[str, Any]) -> Reply:
+        return Reply("FINAL_VAR(result)" if "output:" in body["messages"][-1]["content"] else f"```repl\n{code}\n```")
+
+    fake = OpenAIServer(default=respond)
+    log = Path(__file__).parents[1] / "examples" / "access.log"
+    question = "Which client IP has the most failed logins (HTTP 401), and how many?"
+    async with fake.running() as url:
+        status, out, _ = await cli("run", "--context", str(log), "--query", question, "--model", f"openai:m@{url}/v1")
+    assert (status, out) == (0, "216.85.191.62 with 243 failed logins\n")

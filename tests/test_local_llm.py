@@ -91,4 +91,3 @@ async def test_a_whole_run_ends_cleanly_within_its_limits(llama_url: str, kind: 
     assert result.usage.calls <= 8 and result.usage.total_tokens <= 40_000
     assert result.usage.calls == sum(1 for e in result.trace.events if e.kind == "model_called")
     print(f"{kind}: {result.stop_reason}, answer {result.answer!r}, {result.usage.calls} calls, {result.seconds:.1f} s")
-

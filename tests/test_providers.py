@@ -84,6 +84,24 @@ async def test_anthropic_request_usage_and_thinking_kept_out() -> None:
     assert second.usage.cached_input_tokens == second.usage.input_tokens == 9
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_streamed_and_whole_replies_give_the_same_completion(kind: str, stream: bool) -> None:
+    script = [Reply("Hello streaming world", thinking="hidden", cached_tokens=2, reasoning_tokens=3)]
+    completion, server = await complete(kind, script, stream=stream)
+    assert server.requests[0].get("stream", False) is stream
+    assert (completion.text, completion.finish_reason) == ("Hello streaming world", "stop")
+    expected = (9, 9) if kind == "openai" else (9, 6)
+    assert (completion.usage.input_tokens, completion.usage.output_tokens) == expected
+    if kind == "openai":
+        assert (completion.usage.cached_input_tokens, completion.usage.reasoning_tokens) == (2, 3)
+        assert server.requests[0].get("stream_options") == ({"include_usage": True} if stream else None)
+
+
+async def test_streamed_reply_cut_at_the_cap(kind: str) -> None:
+    completion, _ = await complete(kind, [Reply("z" * 400)], stream=True)
+    assert (completion.finish_reason, completion.usage.output_tokens, len(completion.text)) == ("length", 50, 200)
+
+
 async def test_caching_can_be_turned_off() -> None:
     _, server = await complete("anthropic", [Reply("x")], prompt_caching=False)
     assert "cache_control" not in str(server.requests[0])
@@ -175,8 +193,8 @@ def test_missing_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match=r"\$OPENAI_API_KEY"):
         provider_from("openai:gpt-5-mini")
-    anthropic = provider_from("anthropic:claude-sonnet-4-6")  # its SDK defers the check to the first call
-    assert isinstance(anthropic, AnthropicProvider)
+    with pytest.raises(ConfigurationError, match=r"\$ANTHROPIC_API_KEY"):
+        provider_from("anthropic:claude-sonnet-4-6")
     assert isinstance(provider_from("openai:local@http://127.0.0.1:1/v1"), OpenAIProvider)
 
 

@@ -70,12 +70,25 @@ class WireServer:
         if isinstance(step, Malformed):
             return web.Response(text=step.body, content_type="application/json")
         await asyncio.sleep(step.delay)
-        return web.json_response(self.reply_body(body, step))
+        reply = self.reply_body(body, step)
+        if not body.get("stream"):
+            return web.json_response(reply)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event, data in self.events(reply):
+            head = f"event: {event}\n" if event else ""
+            await response.write(f"{head}data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode())
+        await response.write_eof()
+        return response
 
     def error_body(self, error: Error) -> dict[str, Any]:
         raise NotImplementedError
 
     def reply_body(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def events(self, reply: dict[str, Any]) -> list[tuple[str | None, Any]]:
+        """The reply as server-sent events: (event name or None, data)."""
         raise NotImplementedError
 
     @asynccontextmanager
@@ -99,6 +112,20 @@ class OpenAIServer(WireServer):
 
     def error_body(self, error: Error) -> dict[str, Any]:
         return {"error": {"message": f"fake {error.kind}", "type": error.kind, "param": None, "code": error.kind}}
+
+    def events(self, reply: dict[str, Any]) -> list[tuple[str | None, Any]]:
+        choice = reply["choices"][0]
+        chunk = {key: reply[key] for key in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+        deltas = [{"role": "assistant", "content": part} for part in _halves(choice["message"]["content"])]
+        events: list[tuple[str | None, Any]] = [
+            (None, chunk | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}) for delta in deltas
+        ]
+        events.append(
+            (None, chunk | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+        )
+        events.append((None, chunk | {"choices": [], "usage": reply["usage"]}))
+        events.append((None, "[DONE]"))
+        return events
 
     def reply_body(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         prompt = sum(tokens(m["content"]) for m in body["messages"])
@@ -130,6 +157,10 @@ class OpenAIServer(WireServer):
         }
 
 
+def _halves(text: str) -> list[str]:
+    return [text[: len(text) // 2], text[len(text) // 2 :]]
+
+
 class AnthropicServer(WireServer):
     """Also keeps a prompt cache the way the Messages API documents it: a prefix ending at a
     `cache_control` breakpoint is written; a later request reads the longest written prefix
@@ -145,6 +176,37 @@ class AnthropicServer(WireServer):
 
     def error_body(self, error: Error) -> dict[str, Any]:
         return {"type": "error", "error": {"type": error.kind, "message": f"fake {error.kind}"}}
+
+    def events(self, reply: dict[str, Any]) -> list[tuple[str | None, Any]]:
+        usage = reply["usage"]
+        start = {**reply, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+        events: list[tuple[str | None, Any]] = [("message_start", {"type": "message_start", "message": start})]
+        for index, block in enumerate(reply["content"]):
+            kind = block["type"]
+            empty = {"type": "text", "text": ""} if kind == "text" else {"type": kind, "thinking": "", "signature": ""}
+            events.append(
+                ("content_block_start", {"type": "content_block_start", "index": index, "content_block": empty})
+            )
+            for part in _halves(block["text" if kind == "text" else "thinking"]):
+                delta = (
+                    {"type": "text_delta", "text": part}
+                    if kind == "text"
+                    else {"type": "thinking_delta", "thinking": part}
+                )
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+            if kind == "thinking":
+                delta = {"type": "signature_delta", "signature": block["signature"]}
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        stop = {"stop_reason": reply["stop_reason"], "stop_sequence": None}
+        events.append(
+            (
+                "message_delta",
+                {"type": "message_delta", "delta": stop, "usage": {"output_tokens": usage["output_tokens"]}},
+            )
+        )
+        events.append(("message_stop", {"type": "message_stop"}))
+        return events
 
     def _usage(self, body: dict[str, Any]) -> dict[str, int]:
         blocks = list(body.get("system") or []) + [b for m in body["messages"] for b in m["content"]]

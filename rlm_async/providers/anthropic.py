@@ -13,6 +13,7 @@ from typing import Any
 
 import anthropic
 
+from rlm_async.errors import ConfigurationError
 from rlm_async.providers.base import Completion, Message, TokenUsage
 from rlm_async.providers.pricing import Pricer, Prices
 from rlm_async.providers.sdk_errors import map_sdk_error
@@ -27,7 +28,9 @@ class AnthropicProvider:
 
     The key is `api_key`, else $ANTHROPIC_API_KEY (a custom `base_url` without one gets a
     placeholder). `prompt_caching=False` turns the cache breakpoints off. Thinking blocks are
-    never part of the answer. `prices` overrides the genai-prices database.
+    never part of the answer. `prices` overrides the genai-prices database. `stream=True` reads
+    the reply as server-sent events; the SDK requires it when `max_output_tokens` is so large
+    that a reply could take over ten minutes.
     """
 
     def __init__(
@@ -40,12 +43,16 @@ class AnthropicProvider:
         max_retries: int = 2,
         prompt_caching: bool = True,
         prices: Prices | None = None,
+        stream: bool = False,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
+        self.stream = stream
         self.name = model
         self.base_url = base_url
         key = api_key or os.environ.get("ANTHROPIC_API_KEY") or (NO_KEY if base_url else None)
+        if key is None:
+            raise ConfigurationError(f"anthropic:{model} needs an API key: set $ANTHROPIC_API_KEY or pass api_key")
         self.client = anthropic.AsyncAnthropic(api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries)
         self.prompt_caching = prompt_caching
         self.extra_body = extra_body
@@ -63,13 +70,14 @@ class AnthropicProvider:
         return {"system": system, "messages": turns}
 
     async def complete(self, messages: Sequence[Message], *, max_output_tokens: int) -> Completion:
+        request: dict[str, Any] = {"model": self.model, "max_tokens": max_output_tokens, "extra_body": self.extra_body}
+        request.update(self.request(messages))
         try:
-            response = await self.client.messages.create(
-                model=self.model,
-                max_tokens=max_output_tokens,
-                extra_body=self.extra_body,
-                **self.request(messages),
-            )
+            if self.stream:
+                async with self.client.messages.stream(**request) as events:
+                    response = await events.get_final_message()
+            else:
+                response = await self.client.messages.create(**request)
         except Exception as exc:
             raise map_sdk_error(anthropic, self.name, exc) from exc
         text = "".join(block.text for block in response.content if block.type == "text")

@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 
-from rlm_async.errors import ProviderError
+from rlm_async.errors import ConfigurationError, ProviderError
 from rlm_async.providers.base import Completion, Message, TokenUsage
 from rlm_async.providers.pricing import Pricer, Prices
 from rlm_async.providers.sdk_errors import map_sdk_error
@@ -31,6 +31,8 @@ class OpenAIProvider:
     for reasoning models. `max_tokens_field` is the request field that caps the output:
     "max_completion_tokens" for api.openai.com, "max_tokens" (default with a `base_url`)
     for servers that predate it. `prices` overrides the genai-prices database.
+    `stream=True` reads the reply as server-sent events (usage included), which keeps long
+    generations alive behind proxies that cut idle connections.
     """
 
     def __init__(
@@ -44,12 +46,16 @@ class OpenAIProvider:
         reasoning_effort: str | None = None,
         max_tokens_field: str | None = None,
         prices: Prices | None = None,
+        stream: bool = False,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
+        self.stream = stream
         self.name = model
         self.base_url = base_url
         key = api_key or os.environ.get("OPENAI_API_KEY") or (NO_KEY if base_url else None)
+        if key is None:
+            raise ConfigurationError(f"openai:{model} needs an API key: set $OPENAI_API_KEY or pass api_key")
         self.client = openai.AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries)
         self.reasoning_effort = reasoning_effort
         self.max_tokens_field = max_tokens_field or ("max_tokens" if base_url else "max_completion_tokens")
@@ -60,22 +66,47 @@ class OpenAIProvider:
         options: dict[str, Any] = {self.max_tokens_field: max_output_tokens}
         if self.reasoning_effort is not None:
             options["reasoning_effort"] = self.reasoning_effort
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "extra_body": self.extra_body,
+            **options,
+        }
         try:
-            response = await self.client.chat.completions.create(
-                model=self.model,
-                messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
-                extra_body=self.extra_body,
-                **options,
-            )
-            choice = response.choices[0]
+            if self.stream:
+                text, finish, usage, model = await self._streamed(request)
+            else:
+                response = await self.client.chat.completions.create(**request)
+                choice = response.choices[0]
+                text, finish, usage, model = (
+                    choice.message.content,
+                    choice.finish_reason,
+                    response.usage,
+                    response.model,
+                )
         except Exception as exc:
             raise map_sdk_error(openai, self.name, exc) from exc
         return Completion(
-            text=choice.message.content or "",
-            usage=_usage(response.usage),
-            model=response.model or self.model,
-            finish_reason=FINISH_REASONS.get(choice.finish_reason or "stop", choice.finish_reason or "stop"),
+            text=text or "",
+            usage=_usage(usage),
+            model=model or self.model,
+            finish_reason=FINISH_REASONS.get(finish or "stop", finish or "stop"),
         )
+
+    async def _streamed(self, request: dict[str, Any]) -> tuple[str, str | None, Any, str | None]:
+        """The reply read as server-sent events; usage arrives in the last one."""
+        parts: list[str] = []
+        finish, usage, model = None, None, None
+        stream = await self.client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
+        async for chunk in stream:
+            model = chunk.model or model
+            usage = chunk.usage or usage
+            if chunk.choices:
+                parts.append(chunk.choices[0].delta.content or "")
+                finish = chunk.choices[0].finish_reason or finish
+        return "".join(parts), finish, usage, model
 
     def cost_usd(self, usage: TokenUsage) -> float | None:
         return self._pricer.cost_usd(usage)

@@ -14,7 +14,6 @@ from rlm_async.errors import ConfigurationError
 from rlm_async.providers.base import Provider
 
 KINDS = ("openai", "anthropic")
-KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
 def provider_from(spec: str | Provider, *, base_url: str | None = None) -> Provider:
@@ -30,15 +29,10 @@ def provider_from(spec: str | Provider, *, base_url: str | None = None) -> Provi
             f"model string {spec!r} is not KIND:MODEL or KIND:MODEL@BASE_URL with KIND one of {', '.join(KINDS)}"
         )
     server = url or base_url
-    try:
-        if kind == "openai":
-            from rlm_async.providers.openai import OpenAIProvider
+    if kind == "openai":
+        from rlm_async.providers.openai import OpenAIProvider
 
-            return OpenAIProvider(model, base_url=server)
-        from rlm_async.providers.anthropic import AnthropicProvider
+        return OpenAIProvider(model, base_url=server)
+    from rlm_async.providers.anthropic import AnthropicProvider
 
-        return AnthropicProvider(model, base_url=server)
-    except ConfigurationError:
-        raise
-    except Exception as exc:  # the SDK refuses to build a client, e.g. without a key
-        raise ConfigurationError(f"{spec}: {exc} (set ${KEY_VARIABLES[kind]} or pass base_url)") from exc
+    return AnthropicProvider(model, base_url=server)
