@@ -21,6 +21,7 @@ import ast
 import codecs
 import errno
 import importlib.util
+import io
 import itertools
 import json
 import linecache
@@ -99,12 +100,14 @@ class Interrupts:
             raise CellInterrupted
 
 
-class Capture:
-    """Reads one output pipe in a thread; keeps the first `limit` characters and counts all."""
+class FdCapture:
+    """Local REPLs: fd 1 or 2 is a pipe read by a thread here, so `print`, raw fd writes and child
+    processes all land in the cell's output. Keeps the first `limit` characters, counts all."""
 
     def __init__(self, fd: int, limit: int, marker: bytes) -> None:
         self._read_fd, self.write_fd = os.pipe()
         self.fd = fd
+        self.name = "stdout" if fd == 1 else "stderr"
         self.limit = limit
         self.marker = marker
         self._lock = threading.Lock()
@@ -141,8 +144,9 @@ class Capture:
                     self._append(pending[: len(pending) - keep])
                     pending = pending[len(pending) - keep :]
 
-    def reattach(self) -> None:
-        """Point the fd back at our pipe, in case model code closed or redirected it."""
+    def begin(self) -> None:
+        """Undo what model code may have done: replaced sys.stdout, closed or redirected the fd."""
+        setattr(sys, self.name, getattr(sys, f"__{self.name}__"))  # first: dropping a stray file may close the fd
         os.dup2(self.write_fd, self.fd)
 
     def take(self) -> tuple[str, int]:
@@ -159,8 +163,37 @@ class Capture:
         return text, total
 
 
-class Channel:
-    """The control socket: one reader thread, thread-safe sends, calls matched to replies."""
+class TextCapture(io.TextIOBase):
+    """Sandboxed REPLs: sys.stdout or sys.stderr itself is replaced for the cell, so the
+    sandbox's own output stream only carries our tagged protocol lines."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name, self.limit = name, limit
+        self._saved: Any = None
+        self._parts: list[str] = []
+        self._kept = self.total = 0
+
+    def begin(self) -> None:
+        self._saved = getattr(sys, self.name)
+        setattr(sys, self.name, self)
+
+    def write(self, text: str) -> int:
+        self.total += len(text)
+        if self._kept < self.limit:
+            part = text[: self.limit - self._kept]
+            self._parts.append(part)
+            self._kept += len(part)
+        return len(text)
+
+    def take(self) -> tuple[str, int]:
+        setattr(sys, self.name, self._saved)
+        text, total = "".join(self._parts), self.total
+        self._parts, self._kept, self.total = [], 0, 0
+        return text, total
+
+
+class SocketChannel:
+    """Local REPLs: the control socket; one reader thread, thread-safe sends, calls matched to replies."""
 
     def __init__(self, sock: socket.socket, interrupts: Interrupts) -> None:
         self._sock = sock
@@ -201,6 +234,41 @@ class Channel:
         finally:
             del self._waiting[call_id]
         return [result["text"] for result in box[0]]
+
+
+class FileChannel:
+    """Sandboxed REPLs, which cannot reach the host: a call goes out as one tagged line on the
+    sandbox's stdout; the host writes the reply to `<reply_dir>/<id>.json`, then `<id>.ok`."""
+
+    def __init__(self, out: Any, tag: str, reply_dir: str, interrupts: Interrupts) -> None:
+        self.out, self.tag, self.reply_dir, self._interrupts = out, tag, reply_dir, interrupts
+        self._send_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        os.makedirs(reply_dir, exist_ok=True)
+
+    def send(self, message: dict[str, Any]) -> None:
+        line = f"{self.tag}{json.dumps(message, ensure_ascii=False)}\n"
+        with self._interrupts, self._send_lock:
+            self.out.write(line)
+            self.out.flush()
+
+    def call(self, fn: str, prompts: list[str], contexts: list[Any] | None, model: str | None) -> list[str]:
+        call_id = next(self._ids)
+        self.send({"type": "call", "id": call_id, "fn": fn, "prompts": prompts, "contexts": contexts, "model": model})
+        reply, ready = (os.path.join(self.reply_dir, f"{call_id}.{ext}") for ext in ("json", "ok"))
+        delay = 0.001
+        while not os.path.exists(ready):
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        with open(reply, encoding="utf-8") as f:
+            results = json.load(f)["results"]
+        for path in (reply, ready):
+            os.remove(path)
+        return [result["text"] for result in results]
+
+
+Channel = SocketChannel | FileChannel
+Capture = FdCapture | TextCapture
 
 
 def _check_str(fn: str, what: str, value: object) -> None:
@@ -284,9 +352,8 @@ class Repl:
     # -- running cells ----------------------------------------------------------------------
     def run_cell(self, cell: int, code: str, timeout: float) -> dict[str, Any]:
         self.final, error, timed_out = None, None, False
-        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # first: dropping a stray file may close fd 1
-        self.stdout.reattach()
-        self.stderr.reattach()
+        self.stdout.begin()
+        self.stderr.begin()
         filename = f"<cell {cell}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         try:
@@ -325,6 +392,9 @@ class Repl:
             "draft": self._draft(),
             "timed_out": timed_out,
         }
+
+    def run_and_report(self, cell: int, code: str, timeout: float) -> None:
+        self.channel.send(self.run_cell(cell, code, timeout))
 
     def _exec(self, code: str, filename: str) -> None:
         """Run `code`; like a notebook, show the value of a final bare expression."""
@@ -386,11 +456,11 @@ def _load_context(path: str | None, kind: str | None) -> Any:
 def serve_repl(control_fd: int) -> None:
     """Be a REPL: load the context named by the `init` message, then run cells until the host leaves."""
     interrupts = Interrupts()
-    channel = Channel(socket.socket(fileno=control_fd), interrupts)
+    channel = SocketChannel(socket.socket(fileno=control_fd), interrupts)
     init = channel.inbox.get()
     marker = b"\x00\x01rlm-async-output-end-" + os.urandom(8).hex().encode() + b"\x01\x00"
-    stdout = Capture(1, init["output_limit"], marker)
-    stderr = Capture(2, init["output_limit"], marker)
+    stdout = FdCapture(1, init["output_limit"], marker)
+    stderr = FdCapture(2, init["output_limit"], marker)
     repl = Repl(channel, interrupts, stdout, stderr)
     try:
         _apply_rlimits(init["rlimits"])
@@ -405,7 +475,16 @@ def serve_repl(control_fd: int) -> None:
         return
     while True:
         message = channel.inbox.get()
-        channel.send(repl.run_cell(message["cell"], message["code"], message["timeout"]))
+        repl.run_and_report(message["cell"], message["code"], message["timeout"])
+
+
+def sandbox_repl(tag: str, reply_dir: str, output_limit: int, context_path: str | None, kind: str | None) -> Repl:
+    """Be a REPL inside a sandbox's Python kernel: the host then runs `run_and_report` per cell."""
+    interrupts = Interrupts()
+    channel = FileChannel(sys.stdout, tag, reply_dir, interrupts)
+    repl = Repl(channel, interrupts, TextCapture("stdout", output_limit), TextCapture("stderr", output_limit))
+    repl.namespace["context"] = _load_context(context_path, kind)
+    return repl
 
 
 def serve_forks(server_fd: int) -> None:
