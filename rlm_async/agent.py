@@ -76,12 +76,14 @@ class Agent:
         levels_below = self.run.limits.max_depth - 1 - self.depth
         async with self.run.environment_slots.hold(levels_below):
             env = self.run.new_environment()
+            env.label(rlm_run_id=self.run.id, rlm_agent_id=self.id)
             try:
                 await env.start(self.context, self.serve)
                 return await self._loop(env)
             finally:
                 with anyio.CancelScope(shield=True):
                     await env.aclose()
+                self.run.budget.usage.sandbox_seconds += env.sandbox_seconds
 
     async def _loop(self, env: Environment) -> AgentOutcome:
         limits, budget = self.run.limits, self.run.budget

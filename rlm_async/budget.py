@@ -92,10 +92,12 @@ class UsageTotals:
 
 @dataclass(slots=True)
 class Usage(UsageTotals):
-    """Totals of a run, children included, also broken down per model name and per depth."""
+    """Totals of a run, children included, also broken down per model name and per depth.
+    `sandbox_seconds` adds up the lifetimes of billed sandboxes (E2B)."""
 
     by_model: dict[str, UsageTotals] = field(default_factory=dict)
     by_depth: dict[int, UsageTotals] = field(default_factory=dict)
+    sandbox_seconds: float = 0.0
 
     def record(self, model: str, depth: int, usage: TokenUsage, cost_usd: float | None) -> None:
         self.add(usage, cost_usd)

@@ -61,7 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", "-m", required=True, help="the root model (see 'models' below)")
     run.add_argument("--sub-model", help="the model behind llm_query (default: --model)")
     run.add_argument("--child-model", help="the model of child agents made by rlm_query (default: --model)")
-    run.add_argument("--env", choices=["local"], default="local", help="where model code runs (default: local)")
+    run.add_argument(
+        "--env",
+        choices=["local", "e2b"],
+        default="local",
+        help="where model code runs: a local subprocess "
+        "(default) or an E2B sandbox (needs rlm-async[e2b] and $E2B_API_KEY)",
+    )
     run.add_argument("--max-cost", type=float, metavar="USD", help="dollar limit for the whole run")
     run.add_argument("--max-seconds", type=float, metavar="S", help="wall-clock limit for the whole run")
     run.add_argument("--max-calls", type=int, metavar="N", help="limit on model calls in the whole run")

@@ -22,7 +22,7 @@ from rlm_async.providers.registry import provider_from
 from rlm_async.run import EventCallback, Models, Run
 from rlm_async.trace import Trace
 
-EnvironmentChoice = Literal["local"] | Callable[[], Environment]
+EnvironmentChoice = Literal["local", "e2b"] | Callable[[], Environment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class RLM:
     or "openai:MODEL@http://127.0.0.1:8080/v1" (see providers/registry.py).
     `model` answers at the root; `sub_model` serves `llm_query` (default: `model`);
     `child_model` drives child agents made by `rlm_query` (default: `model`).
-    `environment` is "local" or a factory returning a fresh Environment per agent.
+    `environment` is "local", "e2b" or a factory returning a fresh Environment per agent.
     `max_concurrency` caps in-flight provider calls and `max_environments` live REPLs; pass a
     `CapacityLimiter` / `EnvironmentSlots` to share one cap across runs.
     `raise_on_limit=True` raises LimitReached instead of returning a result with a stop_reason.
@@ -161,6 +161,12 @@ class RLM:
 def _environment_factory(choice: EnvironmentChoice) -> Callable[[], Environment]:
     if choice == "local":
         return LocalEnvironment
+    if choice == "e2b":
+        try:
+            from rlm_async.environments.e2b import E2BEnvironment
+        except ImportError as exc:
+            raise ConfigurationError("environment='e2b' needs the extra: pip install 'rlm-async[e2b]'") from exc
+        return E2BEnvironment
     if callable(choice):
         return choice
-    raise ConfigurationError(f"environment must be 'local' or a factory of Environments, got {choice!r}")
+    raise ConfigurationError(f"environment must be 'local', 'e2b' or a factory of Environments, got {choice!r}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlm_async.context import Context
-from rlm_async.environments.protocol import Result
+from rlm_async.environments.protocol import Done, Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,21 @@ class ExecResult:
     restarted: bool = False
     duration: float = 0.0
 
+    @classmethod
+    def from_done(cls, done: Done, duration: float) -> ExecResult:
+        """The result a runtime reported in its `done` message."""
+        return cls(
+            stdout=done["stdout"],
+            stderr=done["stderr"],
+            stdout_chars=done["stdout_chars"],
+            stderr_chars=done["stderr_chars"],
+            error=done["error"],
+            final=done["final"],
+            draft=done["draft"],
+            timed_out=done["timed_out"],
+            duration=duration,
+        )
+
 
 class Environment(ABC):
     """A REPL holding `context`. Use once: start, execute any number of cells, aclose."""
@@ -60,3 +75,11 @@ class Environment(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Destroy the REPL and everything it started. Idempotent; safe in a shielded scope."""
+
+    def label(self, **labels: str) -> None:  # noqa: B027 - optional hook
+        """Tags that say whose REPL this is (run and agent ids), for backends that keep them."""
+
+    @property
+    def sandbox_seconds(self) -> float:
+        """Sandbox time billed so far; 0 for environments that are not billed by time."""
+        return 0.0

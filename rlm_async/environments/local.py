@@ -157,7 +157,7 @@ class LocalEnvironment(Environment):
             with anyio.move_on_after(self.interrupt_grace):
                 done = await self._until_done(cell, None)
         if done is not None:
-            return _exec_result(done, time.perf_counter() - started)
+            return ExecResult.from_done(done, time.perf_counter() - started)
         return await self._replace(timeout, time.perf_counter() - started)
 
     async def _replace(self, timeout: float, duration: float) -> ExecResult:
@@ -258,17 +258,3 @@ class LocalEnvironment(Environment):
             await self._kill()
             if self._dir is not None:
                 await anyio.to_thread.run_sync(shutil.rmtree, self._dir, True)
-
-
-def _exec_result(done: Done, duration: float) -> ExecResult:
-    return ExecResult(
-        stdout=done["stdout"],
-        stderr=done["stderr"],
-        stdout_chars=done["stdout_chars"],
-        stderr_chars=done["stderr_chars"],
-        error=done["error"],
-        final=done["final"],
-        draft=done["draft"],
-        timed_out=done["timed_out"],
-        duration=duration,
-    )

@@ -185,11 +185,28 @@ class TextCapture(io.TextIOBase):
             self._kept += len(part)
         return len(text)
 
+    @property
+    def buffer(self) -> _BinaryWriter:
+        """Bytes written here are decoded as UTF-8, like a text stream's binary buffer."""
+        return _BinaryWriter(self)
+
     def take(self) -> tuple[str, int]:
         setattr(sys, self.name, self._saved)
         text, total = "".join(self._parts), self.total
         self._parts, self._kept, self.total = [], 0, 0
         return text, total
+
+
+class _BinaryWriter:
+    def __init__(self, text: TextCapture) -> None:
+        self._text = text
+
+    def write(self, data: bytes) -> int:
+        self._text.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 class SocketChannel:
