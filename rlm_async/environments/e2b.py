@@ -206,9 +206,8 @@ class E2BEnvironment(Environment):
         assert self._handler is not None and self.sandbox is not None
         request = SubcallRequest(payload["fn"], payload["prompts"], payload["contexts"], payload["model"])
         results = await self._handler(request)
-        base = f"{self.reply_dir}/{payload['id']}"
-        await self.sandbox.files.write(f"{base}.json", json.dumps({"results": results}, ensure_ascii=False))
-        await self.sandbox.files.write(f"{base}.ok", "")
+        reply = json.dumps({"results": results}, ensure_ascii=False)
+        await self.sandbox.files.write(f"{self.reply_dir}/{payload['id']}.json", reply)
 
     async def _keep_alive(self) -> None:
         """Push the sandbox's end back while the run is using it."""

@@ -255,7 +255,8 @@ class SocketChannel:
 
 class FileChannel:
     """Sandboxed REPLs, which cannot reach the host: a call goes out as one tagged line on the
-    sandbox's stdout; the host writes the reply to `<reply_dir>/<id>.json`, then `<id>.ok`."""
+    sandbox's stdout; the host writes the reply to `<reply_dir>/<id>.json`. A JSON object
+    parses only once it is whole, so a file caught half-written is simply read again."""
 
     def __init__(self, out: Any, tag: str, reply_dir: str, interrupts: Interrupts) -> None:
         self.out, self.tag, self.reply_dir, self._interrupts = out, tag, reply_dir, interrupts
@@ -272,16 +273,22 @@ class FileChannel:
     def call(self, fn: str, prompts: list[str], contexts: list[Any] | None, model: str | None) -> list[str]:
         call_id = next(self._ids)
         self.send({"type": "call", "id": call_id, "fn": fn, "prompts": prompts, "contexts": contexts, "model": model})
-        reply, ready = (os.path.join(self.reply_dir, f"{call_id}.{ext}") for ext in ("json", "ok"))
-        delay = 0.001
-        while not os.path.exists(ready):
+        path = os.path.join(self.reply_dir, f"{call_id}.json")
+        delay = 0.0005
+        while (reply := _read_json(path)) is None:
             time.sleep(delay)
-            delay = min(delay * 2, 0.02)
-        with open(reply, encoding="utf-8") as f:
-            results = json.load(f)["results"]
-        for path in (reply, ready):
-            os.remove(path)
-        return [result["text"] for result in results]
+            delay = min(delay * 1.5, 0.005)
+        os.remove(path)
+        return [result["text"] for result in reply["results"]]
+
+
+def _read_json(path: str) -> Any:
+    """The JSON in `path`, or None while the file is missing or not yet whole."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 Channel = SocketChannel | FileChannel
