@@ -100,8 +100,11 @@ class Kernel:
 
 
 class FakeSandbox:
-    def __init__(self, root: Path) -> None:
+    """`code_interpreter=False` serves envd alone, beside a real code-interpreter server."""
+
+    def __init__(self, root: Path, *, code_interpreter: bool = True) -> None:
         self.root = root.resolve()
+        self.code_interpreter = code_interpreter
         self.kernels: dict[str, Kernel] = {}
         self.default: Kernel | None = None
         self.requests: list[tuple[str, str]] = []
@@ -214,16 +217,19 @@ class FakeSandbox:
         envd.router.add_post("/files", self.write_file)
         for app in (code, envd):
             app.router.add_route("*", "/{tail:.*}", self.log)
-        runners = [web.AppRunner(code), web.AppRunner(envd)]
-        self.default = Kernel("default", str(self.root))
-        await self.default.start()
+        served = [(web.AppRunner(envd), ENVD_PORT)]
+        if self.code_interpreter:
+            served.append((web.AppRunner(code), CODE_PORT))
+            self.default = Kernel("default", str(self.root))
+            await self.default.start()
         try:
-            for runner, port in zip(runners, (CODE_PORT, ENVD_PORT), strict=True):
+            for runner, port in served:
                 await runner.setup()
                 await web.TCPSite(runner, "127.0.0.1", port).start()
             yield self
         finally:
-            for runner in runners:
+            for runner, _ in served:
                 await runner.cleanup()
             for kernel in [self.default, *self.kernels.values()]:
-                await kernel.stop()
+                if kernel is not None:
+                    await kernel.stop()

@@ -3,12 +3,11 @@ the stand-in sandbox of tests/e2b_server.py (which really runs the code)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
-import anyio.lowlevel
 import pytest
 
 from rlm_async import RLM, EnvironmentFailed, Limits
@@ -18,12 +17,15 @@ from rlm_async.testing import FunctionProvider, ScriptedProvider
 from tests.e2b_server import FakeSandbox
 from tests.environment_contract import EnvironmentContract, Recorder
 
+EXTERNAL = os.environ.get("RLM_ASYNC_E2B_SERVER") == "external"
+"""Set to check against a real code-interpreter server on 127.0.0.1:49999 (the stand-in serves envd)."""
+
 
 @pytest.fixture
 async def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSandbox]:
     monkeypatch.setenv("E2B_DEBUG", "true")
     monkeypatch.delenv("E2B_API_KEY", raising=False)
-    async with FakeSandbox(tmp_path).running() as fake:
+    async with FakeSandbox(tmp_path, code_interpreter=not EXTERNAL).running() as fake:
         yield fake
 
 
@@ -81,12 +83,13 @@ async def test_a_dead_kernel_is_replaced(sandbox: FakeSandbox) -> None:
     try:
         await env.execute("x = 1", 10)
         result = await env.execute("import os; os._exit(3)", 10)
-        assert result.restarted and result.error is not None and "DeadKernelError" in result.error
+        assert result.restarted and result.error is not None and "variables are lost" in result.error
         assert (await env.execute("print('x' in dir(), context)", 10)).stdout == "False the context\n"
     finally:
         await env.aclose()
 
 
+@pytest.mark.skipif(EXTERNAL, reason="stops the sandbox's servers, which an external server does not allow")
 async def test_a_vanished_sandbox_fails_typed_without_hanging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("E2B_DEBUG", "true")
     async with FakeSandbox(tmp_path).running() as fake:
@@ -123,8 +126,7 @@ async def test_whole_run_with_recursion_in_sandboxes(sandbox: FakeSandbox) -> No
     assert result.usage.sandbox_seconds > 0 and len(result.trace.agent_ids()) == 2
 
 
-async def test_labels_become_sandbox_metadata(sandbox: FakeSandbox) -> None:
-    env = make_environment(sandbox, metadata={"team": "a"})
+def test_labels_become_sandbox_metadata() -> None:
+    env = E2BEnvironment(metadata={"team": "a"})
     env.label(rlm_run_id="r1")
     assert env.metadata == {"team": "a", "rlm_run_id": "r1"}
-    await anyio.lowlevel.checkpoint()
