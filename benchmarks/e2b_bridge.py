@@ -1,8 +1,9 @@
 """What the E2B bridge costs: sandbox start, a cell round trip, and a sub-call round trip.
 
     python benchmarks/e2b_bridge.py              # against the stand-in sandbox of tests/e2b_server.py
-    python benchmarks/e2b_bridge.py --external   # against whatever serves the SDK's debug ports
-                                                 # (e.g. the real E2B code-interpreter server)
+    python benchmarks/e2b_bridge.py --external   # against a code-interpreter server already on
+                                                 # 127.0.0.1:49999 (e.g. E2B's real one); the
+                                                 # stand-in then serves only envd's /files
 
 Runs the unmodified SDK in debug mode (E2B_DEBUG=true), so nothing leaves 127.0.0.1.
 """
@@ -10,13 +11,11 @@ Runs the unmodified SDK in debug mode (E2B_DEBUG=true), so nothing leaves 127.0.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -35,21 +34,12 @@ async def instant(request: SubcallRequest) -> list[Result]:
     return [Result(ok=True, text="ok") for _ in request.prompts]
 
 
-@contextlib.asynccontextmanager
-async def sandbox(external: bool, root: Path) -> AsyncIterator[None]:
-    if external:
-        yield
-        return
-    async with FakeSandbox(root).running():
-        yield
-
-
-async def measure(external: bool, workdir: str, repeat: int) -> dict[str, float]:
+async def measure(external: bool, repeat: int) -> dict[str, float]:
     root = Path(tempfile.mkdtemp())
-    async with sandbox(external, root):
+    async with FakeSandbox(root, code_interpreter=not external).running():
         starts, cells, subcalls, batches = [], [], [], []
         for _ in range(repeat):
-            env = E2BEnvironment(workdir=workdir if external else str(root / "work"))
+            env = E2BEnvironment(workdir=str(root / "work"))
             began = time.perf_counter()
             await env.start(Context.of("lorem ipsum " * 1000), instant)
             starts.append(time.perf_counter() - began)
@@ -69,10 +59,9 @@ async def measure(external: bool, workdir: str, repeat: int) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--external", action="store_true", help="use the server already on the debug ports")
-    parser.add_argument("--workdir", default="/tmp/rlm-async-bench", help="sandbox path for files (--external)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    figures = anyio.run(measure, args.external, args.workdir, args.repeat)
+    figures = anyio.run(measure, args.external, args.repeat)
     print("| Measure | Median |\n|---|---|")
     print(f"| Sandbox start: create, upload context, load runtime | {figures['start_s']:.3f} s |")
     print(f"| Cell round trip (trivial cell) | {figures['cell_ms']:.1f} ms |")
