@@ -130,3 +130,8 @@ def test_labels_become_sandbox_metadata() -> None:
     env = E2BEnvironment(metadata={"team": "a"})
     env.label(rlm_run_id="r1")
     assert env.metadata == {"team": "a", "rlm_run_id": "r1"}
+
+
+def test_environment_string_e2b_makes_e2b_environments() -> None:
+    rlm = RLM(ScriptedProvider([]), environment="e2b")
+    assert isinstance(rlm._new_environment(), E2BEnvironment)
