@@ -7,23 +7,20 @@ whole earlier conversation from the cache and writes only what is new.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import anthropic
 
-from rlm_async.errors import ConfigurationError
 from rlm_async.providers.base import Completion, Message, TokenUsage
-from rlm_async.providers.pricing import Pricer, Prices
-from rlm_async.providers.sdk_errors import map_sdk_error
+from rlm_async.providers.pricing import Prices
+from rlm_async.providers.sdk import SDKProvider, map_sdk_error
 
-NO_KEY = "sk-ant-no-key-needed"
 CACHE = {"type": "ephemeral"}
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "refusal": "refusal"}
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKProvider):
     """One Claude model over the Messages API.
 
     The key is `api_key`, else $ANTHROPIC_API_KEY (a custom `base_url` without one gets a
@@ -32,6 +29,9 @@ class AnthropicProvider:
     the reply as server-sent events; the SDK requires it when `max_output_tokens` is so large
     that a reply could take over ten minutes.
     """
+
+    kind = "anthropic"
+    key_variable = "ANTHROPIC_API_KEY"
 
     def __init__(
         self,
@@ -46,17 +46,11 @@ class AnthropicProvider:
         stream: bool = False,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
-        self.model = model
-        self.stream = stream
-        self.name = model
-        self.base_url = base_url
-        key = api_key or os.environ.get("ANTHROPIC_API_KEY") or (NO_KEY if base_url else None)
-        if key is None:
-            raise ConfigurationError(f"anthropic:{model} needs an API key: set $ANTHROPIC_API_KEY or pass api_key")
-        self.client = anthropic.AsyncAnthropic(api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        super().__init__(model, base_url=base_url, api_key=api_key, prices=prices, stream=stream, extra_body=extra_body)
+        self.client = anthropic.AsyncAnthropic(
+            api_key=self.api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
         self.prompt_caching = prompt_caching
-        self.extra_body = extra_body
-        self._pricer = Pricer(model, provider_id="anthropic", base_url=base_url, prices=prices)
 
     def request(self, messages: Sequence[Message]) -> dict[str, Any]:
         """The `system` and `messages` arguments, with cache breakpoints when caching is on."""
@@ -87,13 +81,6 @@ class AnthropicProvider:
             model=response.model or self.model,
             finish_reason=STOP_REASONS.get(response.stop_reason or "end_turn", response.stop_reason or "stop"),
         )
-
-    def cost_usd(self, usage: TokenUsage) -> float | None:
-        return self._pricer.cost_usd(usage)
-
-    async def aclose(self) -> None:
-        """Close the SDK client's connections."""
-        await self.client.close()
 
 
 def _usage(usage: Any) -> TokenUsage:

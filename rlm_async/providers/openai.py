@@ -6,24 +6,20 @@ Retries are the SDK's own (`max_retries`, honouring Retry-After); errors map to 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import openai
 
-from rlm_async.errors import ConfigurationError, ProviderError
+from rlm_async.errors import ProviderError
 from rlm_async.providers.base import Completion, Message, TokenUsage
-from rlm_async.providers.pricing import Pricer, Prices
-from rlm_async.providers.sdk_errors import map_sdk_error
-
-NO_KEY = "sk-no-key-needed"
-"""Sent to a custom base_url when no key is set: local servers ignore it, the SDK needs one."""
+from rlm_async.providers.pricing import Prices
+from rlm_async.providers.sdk import SDKProvider, map_sdk_error
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "content_filter": "refusal"}
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKProvider):
     """One model over the Chat Completions API.
 
     `base_url` points at a compatible server; the key is `api_key`, else $OPENAI_API_KEY
@@ -34,6 +30,9 @@ class OpenAIProvider:
     `stream=True` reads the reply as server-sent events (usage included), which keeps long
     generations alive behind proxies that cut idle connections.
     """
+
+    kind = "openai"
+    key_variable = "OPENAI_API_KEY"
 
     def __init__(
         self,
@@ -49,18 +48,12 @@ class OpenAIProvider:
         stream: bool = False,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
-        self.model = model
-        self.stream = stream
-        self.name = model
-        self.base_url = base_url
-        key = api_key or os.environ.get("OPENAI_API_KEY") or (NO_KEY if base_url else None)
-        if key is None:
-            raise ConfigurationError(f"openai:{model} needs an API key: set $OPENAI_API_KEY or pass api_key")
-        self.client = openai.AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+        super().__init__(model, base_url=base_url, api_key=api_key, prices=prices, stream=stream, extra_body=extra_body)
+        self.client = openai.AsyncOpenAI(
+            api_key=self.api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
         self.reasoning_effort = reasoning_effort
         self.max_tokens_field = max_tokens_field or ("max_tokens" if base_url else "max_completion_tokens")
-        self.extra_body = extra_body
-        self._pricer = Pricer(model, provider_id="openai", base_url=base_url, prices=prices)
 
     async def complete(self, messages: Sequence[Message], *, max_output_tokens: int) -> Completion:
         options: dict[str, Any] = {self.max_tokens_field: max_output_tokens}
@@ -107,13 +100,6 @@ class OpenAIProvider:
                 parts.append(chunk.choices[0].delta.content or "")
                 finish = chunk.choices[0].finish_reason or finish
         return "".join(parts), finish, usage, model
-
-    def cost_usd(self, usage: TokenUsage) -> float | None:
-        return self._pricer.cost_usd(usage)
-
-    async def aclose(self) -> None:
-        """Close the SDK client's connections."""
-        await self.client.close()
 
 
 def _usage(usage: Any) -> TokenUsage:
