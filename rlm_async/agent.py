@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
@@ -22,6 +23,8 @@ from rlm_async.events import (
     AgentStarted,
     BudgetRefused,
     CodeExecuted,
+    Event,
+    LimitHit,
     ModelCalled,
     SubcallFinished,
     SubcallStarted,
@@ -60,16 +63,16 @@ class Agent:
         self.partial: str | None = None  # the best answer so far, if the run is cut short
 
     async def run_to_end(self) -> AgentOutcome:
-        self._emit(AgentStarted, query=clip(self.query), model=self.provider.name)
+        self.emit(AgentStarted, query=clip(self.query), model=self.provider.name)
         try:
             outcome = await self._run_in_environment()
         except BudgetExceeded as exc:
-            self._emit(BudgetRefused, limit=exc.limit, message=str(exc))
+            self.emit(BudgetRefused, limit=exc.limit, message=str(exc))
             outcome = AgentOutcome(self.partial, exc.limit, self.turns)
         except BaseException:
-            self._emit(AgentFinished, answer=self.partial, stop_reason="aborted", turns=self.turns)
+            self.emit(AgentFinished, answer=self.partial, stop_reason="aborted", turns=self.turns)
             raise
-        self._emit(AgentFinished, answer=outcome.answer, stop_reason=outcome.stop_reason, turns=outcome.turns)
+        self.emit(AgentFinished, answer=outcome.answer, stop_reason=outcome.stop_reason, turns=outcome.turns)
         return outcome
 
     async def _run_in_environment(self) -> AgentOutcome:
@@ -100,6 +103,7 @@ class Agent:
                 return AgentOutcome(answer, "final", turn)
             status = dialect.status_line(turn + 1, limits.max_iterations, budget.describe_remaining())
             messages += [Message("assistant", reply), Message("user", f"{feedback}\n\n{status}")]
+        self.emit(LimitHit, limit="max_iterations")
         return await self._last_turn(env, messages)
 
     async def _last_turn(self, env: Environment, messages: list[Message]) -> AgentOutcome:
@@ -153,7 +157,7 @@ class Agent:
 
     async def _execute(self, env: Environment, code: str, turn: int) -> ExecResult:
         result = await env.execute(code, self.run.limits.cell_timeout)
-        self._emit(
+        self.emit(
             CodeExecuted,
             turn=turn,
             code=clip(code),
@@ -173,7 +177,7 @@ class Agent:
         contexts = request.contexts or [None] * count
         results = [Result(ok=False, text="[error] not answered")] * count
         started = time.perf_counter()
-        self._emit(SubcallStarted, fn=request.fn, count=count, model=request.model)
+        self.emit(SubcallStarted, fn=request.fn, count=count, model=request.model)
 
         async def answer(i: int) -> None:
             try:
@@ -186,7 +190,7 @@ class Agent:
             for i in range(count):
                 tg.start_soon(answer, i)
         errors = sum(not r["ok"] for r in results)
-        self._emit(SubcallFinished, fn=request.fn, count=count, errors=errors, duration=time.perf_counter() - started)
+        self.emit(SubcallFinished, fn=request.fn, count=count, errors=errors, duration=time.perf_counter() - started)
         return results
 
     async def _subcall(self, fn: str, prompt: str, context: object, model: str | None) -> str:
@@ -217,7 +221,7 @@ class Agent:
     # -- events -----------------------------------------------------------------------------
     def _emit_model_called(self, reply: ModelReply, turn: int) -> None:
         usage = reply.completion.usage
-        self._emit(
+        self.emit(
             ModelCalled,
             turn=turn,
             model=reply.completion.model,
@@ -228,7 +232,8 @@ class Agent:
             reply=clip(reply.completion.text),
         )
 
-    def _emit(self, event_type: type, **fields: object) -> None:
+    def emit(self, event_type: type[Event], **fields: Any) -> None:
+        """Emit an event of this agent."""
         self.run.emit(
             event_type(run_id=self.run.id, agent_id=self.id, parent_id=self.parent_id, depth=self.depth, **fields)
         )

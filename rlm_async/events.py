@@ -29,6 +29,42 @@ class Event:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    query: str
+    model: str
+    limits: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+    answer: str | None
+    stop_reason: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitHit(Event):
+    """A limit ended an agent (max_iterations) or the run (max_seconds, or a budget refusal at the root)."""
+
+    kind: ClassVar[str] = "limit_hit"
+    limit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventsDropped(Event):
+    """`rlm.stream()` only: this many events were dropped because the consumer fell behind."""
+
+    kind: ClassVar[str] = "events_dropped"
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class AgentStarted(Event):
     kind: ClassVar[str] = "agent_started"
     query: str
@@ -94,7 +130,19 @@ class AgentFinished(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (AgentStarted, ModelCalled, CodeExecuted, SubcallStarted, SubcallFinished, BudgetRefused, AgentFinished)
+    for cls in (
+        RunStarted,
+        RunFinished,
+        LimitHit,
+        EventsDropped,
+        AgentStarted,
+        ModelCalled,
+        CodeExecuted,
+        SubcallStarted,
+        SubcallFinished,
+        BudgetRefused,
+        AgentFinished,
+    )
 }
 
 

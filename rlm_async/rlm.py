@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +18,7 @@ from rlm_async.environments.base import Environment
 from rlm_async.environments.local import LocalEnvironment
 from rlm_async.environments.slots import EnvironmentSlots
 from rlm_async.errors import ConfigurationError, LimitReached, RLMError
+from rlm_async.events import Event, EventsDropped, LimitHit, RunFinished, RunStarted, clip
 from rlm_async.providers.base import Provider, TokenUsage
 from rlm_async.providers.registry import provider_from
 from rlm_async.run import EventCallback, Models, Run
@@ -111,24 +113,87 @@ class RLM:
             on_event=on_event,
         )
         root = Agent(run, query=query, context=ctx, provider=self.models.root, depth=0, parent_id=None)
+        limits = {f.name: getattr(self.limits, f.name) for f in dataclasses.fields(self.limits)}
+        root.emit(RunStarted, query=clip(query), model=self.models.root.name, limits=limits)
         started = time.perf_counter()
         outcome: AgentOutcome | None = None
         try:
             with anyio.move_on_after(self.limits.max_seconds):
                 outcome = await root.run_to_end()
         except RLMError as exc:
+            self._finish(root, AgentOutcome(root.partial, "error", root.turns), started)
             exc.usage, exc.trace = run.budget.usage, run.trace
             raise
         if outcome is None:
+            root.emit(LimitHit, limit="max_seconds")
             outcome = AgentOutcome(root.partial, "max_seconds", root.turns)
-        result = RLMResult(
-            outcome.answer, outcome.stop_reason, run.budget.usage, run.trace, run.id, time.perf_counter() - started
-        )
+        result = self._finish(root, outcome, started)
         if self.raise_on_limit and outcome.stop_reason != "final":
             error = LimitReached(outcome.stop_reason, f"the run stopped: {outcome.stop_reason}")
             error.usage, error.trace, error.answer = result.usage, result.trace, result.answer
             raise error
         return result
+
+    @staticmethod
+    def _finish(root: Agent, outcome: AgentOutcome, started: float) -> RLMResult:
+        usage, seconds = root.run.budget.usage, time.perf_counter() - started
+        root.emit(
+            RunFinished, answer=outcome.answer, stop_reason=outcome.stop_reason, calls=usage.calls,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=usage.cost_usd,
+            seconds=seconds,
+        )  # fmt: skip
+        return RLMResult(outcome.answer, outcome.stop_reason, usage, root.run.trace, root.run.id, seconds)
+
+    async def stream(
+        self, query: str, context: object = None, *, buffer: int = 10_000
+    ) -> AsyncIterator[Event | RLMResult]:
+        """Yield the run's events as they happen, then its RLMResult.
+
+        The run never waits for the consumer: events wait in a buffer of `buffer` events, and
+        when it is full new events are dropped and counted; the consumer then gets one
+        `EventsDropped` with the count before the next event. The result always arrives.
+        Errors of the run are raised from the iteration. Leaving the loop early cancels the run
+        (iterate under `contextlib.aclosing(...)` to have that happen at once).
+        """
+        send, receive = anyio.create_memory_object_stream[Event](buffer)
+        dropped = 0
+        outcome: list[RLMResult] = []
+        failure: list[RLMError] = []
+
+        def offer(event: Event) -> None:
+            nonlocal dropped
+            try:
+                send.send_nowait(event)
+            except anyio.WouldBlock:
+                dropped += 1
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the consumer has left; the run is being cancelled
+
+        async def run() -> None:
+            with send:
+                try:
+                    outcome.append(await self.completion(query, context, on_event=offer))
+                except RLMError as exc:
+                    failure.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            with receive:
+                async for event in receive:
+                    batch: list[Event] = [event]
+                    if dropped:
+                        gap = EventsDropped(run_id=event.run_id, agent_id=event.agent_id, parent_id=None, depth=0,
+                                            count=dropped)  # fmt: skip
+                        batch, dropped = [gap, event], 0
+                    for item in batch:
+                        try:
+                            yield item
+                        except GeneratorExit:  # the consumer left: stop the run, then end quietly
+                            tg.cancel_scope.cancel()
+                            return
+        if failure:
+            raise failure[0]
+        yield outcome[0]
 
     def completion_sync(
         self, query: str, context: object = None, *, on_event: EventCallback | None = None
