@@ -176,8 +176,8 @@ class Agent:
         count = len(request.prompts)
         contexts = request.contexts or [None] * count
         results = [Result(ok=False, text="[error] not answered")] * count
-        started = time.perf_counter()
-        self.emit(SubcallStarted, fn=request.fn, count=count, model=request.model)
+        started, subcall_id = time.perf_counter(), next(self.run.subcall_ids)
+        self.emit(SubcallStarted, subcall_id=subcall_id, fn=request.fn, count=count, model=request.model)
 
         async def answer(i: int) -> None:
             try:
@@ -190,7 +190,10 @@ class Agent:
             for i in range(count):
                 tg.start_soon(answer, i)
         errors = sum(not r["ok"] for r in results)
-        self.emit(SubcallFinished, fn=request.fn, count=count, errors=errors, duration=time.perf_counter() - started)
+        self.emit(
+            SubcallFinished, subcall_id=subcall_id, fn=request.fn, count=count, errors=errors,
+            duration=time.perf_counter() - started,
+        )  # fmt: skip
         return results
 
     async def _subcall(self, fn: str, prompt: str, context: object, model: str | None) -> str:

@@ -99,6 +99,7 @@ class CodeExecuted(Event):
 @dataclass(frozen=True, kw_only=True)
 class SubcallStarted(Event):
     kind: ClassVar[str] = "subcall_started"
+    subcall_id: int
     fn: str
     count: int
     model: str | None
@@ -107,6 +108,7 @@ class SubcallStarted(Event):
 @dataclass(frozen=True, kw_only=True)
 class SubcallFinished(Event):
     kind: ClassVar[str] = "subcall_finished"
+    subcall_id: int
     fn: str
     count: int
     errors: int

@@ -75,6 +75,7 @@ class Run:
         self.trace = Trace()
         self._on_event = on_event
         self._agent_numbers = itertools.count()
+        self.subcall_ids = itertools.count(1)
 
     def new_agent_id(self) -> str:
         return f"{self.id}-{next(self._agent_numbers)}"
