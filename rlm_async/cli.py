@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,9 @@ import anyio
 
 from rlm_async.budget import Limits, Usage, UsageTotals
 from rlm_async.errors import ConfigurationError, ContextError, RLMError
+from rlm_async.progress import LiveTree, PlainLines
 from rlm_async.rlm import RLM, RLMResult
+from rlm_async.run import EventCallback
 
 EXIT_ANSWERED, EXIT_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -77,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrency", type=int, default=16, metavar="N", help="model calls in flight (default: 16)")
     run.add_argument("--trace", type=Path, metavar="FILE", help="save the run's trace as JSON Lines")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (default: a live tree on a terminal, else lines)"
+    )
     return parser
 
 
@@ -103,8 +109,10 @@ def _run(args: argparse.Namespace) -> int:
     except (ConfigurationError, ContextError, OSError) as exc:
         print(f"rlm-async: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    progress = _progress(args.quiet)
     try:
-        result = anyio.run(_complete, rlm, args.query, context)
+        with progress if isinstance(progress, LiveTree) else contextlib.nullcontext():
+            result = anyio.run(_complete, rlm, args.query, context, progress)
     except KeyboardInterrupt:
         print("rlm-async: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -117,13 +125,19 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE if isinstance(exc, (ConfigurationError, ContextError)) else EXIT_ERROR
     if args.trace:
         result.trace.save(args.trace)
-    _print_result(result, as_json=args.json)
+    _print_result(result, as_json=args.json, summary=not args.quiet)
     return EXIT_ANSWERED if result.stop_reason == "final" else EXIT_LIMIT
 
 
-async def _complete(rlm: RLM, query: str, context: object) -> RLMResult:
+async def _complete(rlm: RLM, query: str, context: object, on_event: EventCallback | None) -> RLMResult:
     async with rlm:
-        return await rlm.completion(query, context)
+        return await rlm.completion(query, context, on_event=on_event)
+
+
+def _progress(quiet: bool) -> LiveTree | PlainLines | None:
+    if quiet:
+        return None
+    return LiveTree(sys.stderr) if sys.stderr.isatty() else PlainLines(sys.stderr)
 
 
 def _read_context(args: argparse.Namespace) -> object:
@@ -136,12 +150,13 @@ def _read_context(args: argparse.Namespace) -> object:
     return data  # bytes: validated and decoded as UTF-8 by Context
 
 
-def _print_result(result: RLMResult, *, as_json: bool) -> None:
+def _print_result(result: RLMResult, *, as_json: bool, summary: bool) -> None:
     if as_json:
         print(json.dumps(_result_json(result), ensure_ascii=False))
         return
     print(result.answer if result.answer is not None else "")
-    print(_summary(result.stop_reason, result.usage, result.seconds), file=sys.stderr)
+    if summary:
+        print(_summary(result.stop_reason, result.usage, result.seconds), file=sys.stderr)
 
 
 def _summary(stop_reason: str, usage: Usage, seconds: float | None) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -125,3 +129,39 @@ async def test_the_readme_example(tmp_path: Path) -> None:
     async with fake.running() as url:
         status, out, _ = await cli("run", "--context", str(log), "--query", question, "--model", f"openai:m@{url}/v1")
     assert (status, out) == (0, "216.85.191.62 with 243 failed logins\n")
+
+
+async def test_progress_lines_when_stderr_is_not_a_terminal(
+    server: tuple[str, OpenAIServer], context_file: Path
+) -> None:
+    model, _ = server
+    code, _, err = await cli("run", "-q", "magic?", "-c", str(context_file), "-m", model)
+    assert code == 0
+    for line in ("started (depth 0, tiny)", "turn 1: tiny", "cell ran", "finished: final after 2 turns"):
+        assert line in err
+
+
+async def test_quiet_prints_only_the_answer(server: tuple[str, OpenAIServer], context_file: Path) -> None:
+    model, _ = server
+    assert await cli("run", "-q", "magic?", "-c", str(context_file), "-m", model, "--quiet") == (0, "4217\n", "")
+
+
+async def test_live_tree_on_a_terminal(server: tuple[str, OpenAIServer], context_file: Path) -> None:
+    model, _ = server
+    controller, terminal = pty.openpty()
+    command = [sys.executable, "-m", "rlm_async.cli", "run", "-q", "magic?", "-c", str(context_file), "-m", model]
+    process = await anyio.open_process(command, stdout=subprocess.PIPE, stderr=terminal)
+    os.close(terminal)
+
+    def read_all() -> bytes:
+        chunks = []
+        with contextlib.suppress(OSError):  # EIO once the process closed the terminal
+            while chunk := os.read(controller, 65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    screen = (await anyio.to_thread.run_sync(read_all)).decode(errors="replace")
+    assert await process.wait() == 0
+    os.close(controller)
+    assert "rlm-async run" in screen and "depth 0 tiny" in screen and "done: final" in screen
+    assert "\x1b[" in screen  # drawn with terminal control sequences, not plain lines
