@@ -17,6 +17,7 @@ from rlm_async.errors import ConfigurationError, ContextError, RLMError
 from rlm_async.progress import LiveTree, PlainLines
 from rlm_async.rlm import RLM, RLMResult
 from rlm_async.run import EventCallback
+from rlm_async.viewer import write_html
 
 EXIT_ANSWERED, EXIT_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -57,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.set_defaults(handler=_run)
+    view = commands.add_parser(
+        "view",
+        help="turn a saved trace into one HTML page",
+        description="Write TRACE (saved with run --trace) as a self-contained HTML page: the agent tree, each "
+        "turn's reply, code and output, usage per node, and a timeline of concurrent calls.",
+    )
+    view.set_defaults(handler=_view)
+    view.add_argument("trace", type=Path, metavar="TRACE", help="a trace file (JSON Lines)")
+    view.add_argument("-o", "--output", type=Path, metavar="HTML", help="where to write (default: TRACE.html)")
     run.add_argument("--query", "-q", required=True, help="the question to answer")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--context", "-c", type=Path, metavar="FILE", help="a UTF-8 text file; - reads stdin")
@@ -84,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="no progress on stderr (default: a live tree on a terminal, else lines)"
     )
     return parser
+
+
+def _view(args: argparse.Namespace) -> int:
+    output = args.output or args.trace.with_suffix(".html")
+    try:
+        write_html(args.trace, output)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"rlm-async: {args.trace} is not a readable trace: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(output)
+    return EXIT_ANSWERED
 
 
 def _run(args: argparse.Namespace) -> int:
