@@ -97,9 +97,7 @@ class RLM:
                 raise ConfigurationError(f"max_cost_usd is set but these models have no known price: {unpriced}")
         self.raise_on_limit = raise_on_limit
 
-    async def completion(
-        self, query: str, context: object = None, *, on_event: EventCallback | None = None
-    ) -> RLMResult:
+    async def completion(self, query: str, context: object, *, on_event: EventCallback | None = None) -> RLMResult:
         """Answer `query` about `context` (str, bytes, list[str] or a JSON-able dict)."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigurationError("query must be a non-empty str")
@@ -144,9 +142,7 @@ class RLM:
         )  # fmt: skip
         return RLMResult(outcome.answer, outcome.stop_reason, usage, root.run.trace, root.run.id, seconds)
 
-    async def stream(
-        self, query: str, context: object = None, *, buffer: int = 10_000
-    ) -> AsyncIterator[Event | RLMResult]:
+    async def stream(self, query: str, context: object, *, buffer: int = 10_000) -> AsyncIterator[Event | RLMResult]:
         """Yield the run's events as they happen, then its RLMResult.
 
         The run never waits for the consumer: events wait in a buffer of `buffer` events, and
@@ -195,9 +191,7 @@ class RLM:
             raise failure[0]
         yield outcome[0]
 
-    def completion_sync(
-        self, query: str, context: object = None, *, on_event: EventCallback | None = None
-    ) -> RLMResult:
+    def completion_sync(self, query: str, context: object, *, on_event: EventCallback | None = None) -> RLMResult:
         """`completion` for synchronous code (must not be called from a running event loop)."""
         return anyio.run(functools.partial(self.completion, query, context, on_event=on_event))
 
