@@ -51,6 +51,11 @@ async def per_turn() -> float:
     return (many - one) / 20
 
 
+async def one_completion() -> float:
+    """A completion whose model answers at once: set-up and teardown of a run and its REPL."""
+    return await run_seconds(RLM(ScriptedProvider(["FINAL(x)"])))
+
+
 async def cell_seconds(code: str, **options: object) -> float:
     """How long the one cell of a run took (the cell does the sub-calls)."""
     cells: list[CodeExecuted] = []
@@ -167,6 +172,7 @@ def main() -> None:
         "per_turn_ms": 1000 * median_of(args.repeat, per_turn),
         "per_subcall_ms": 1000 * median_of(args.repeat, per_subcall),
         "batch_64_s": median_of(args.repeat, batch_64),
+        "one_completion_s": median_of(args.repeat, one_completion),
         "eight_completions_fan_out_16_s": median_of(args.repeat, concurrent_completions),
         "context_100mb_s": statistics.median(b["seconds"] for b in big),
         "context_100mb_rss_ratio": statistics.median(b["rss_ratio"] for b in big),
@@ -181,6 +187,7 @@ def main() -> None:
         ("Per turn, instant model (20 turns)", f"{figures['per_turn_ms']:.1f} ms", "≤ 10 ms"),
         ("Per sub-call beyond model latency (20 × 200 ms)", f"{figures['per_subcall_ms']:.1f} ms", "≤ 5 ms"),
         ("64-way llm_query_batched at 200 ms", f"{figures['batch_64_s']:.3f} s", "≤ 0.30 s"),
+        ("One completion that answers at once (set-up and teardown)", f"{figures['one_completion_s']:.3f} s", "—"),
         ("8 concurrent completions × 16 sub-calls at 200 ms", f"{figures['eight_completions_fan_out_16_s']:.3f} s",
          "≤ 0.5 s"),
         ("Load + regex-scan a 100 MB context", f"{figures['context_100mb_s']:.3f} s", "≤ 1.0 s"),
